@@ -1,0 +1,25 @@
+"""KFP components, one per stage; each is a thin wrapper around ``dcflow.stages``.
+
+Top-level imports in these modules are stdlib and kfp only: the component bodies import dcflow at
+run time inside the stage's own process (or container).
+"""
+
+from dcflow_components.cluster_init import cluster_init
+from dcflow_components.confident_sample_selection import confident_sample_selection
+from dcflow_components.download_weights import download_weights
+from dcflow_components.evaluate import evaluate
+from dcflow_components.pretrain import pretrain
+from dcflow_components.refine import refine
+from dcflow_components.verify_weights import verify_weights
+
+COMPONENTS = {
+    "download-weights": download_weights,
+    "verify-weights": verify_weights,
+    "pretrain": pretrain,
+    "cluster-init": cluster_init,
+    "confident-sample-selection": confident_sample_selection,
+    "refine": refine,
+    "evaluate": evaluate,
+}
+
+__all__ = ["COMPONENTS", *sorted(k.replace("-", "_") for k in COMPONENTS)]

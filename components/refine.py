@@ -1,0 +1,29 @@
+"""refine: the method's (semi-)supervised refinement from the confident samples."""
+
+from typing import NamedTuple
+
+from dcflow_components._base import COMPONENT_KWARGS
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Output
+
+
+@dsl.component(**COMPONENT_KWARGS)
+def refine(
+    config: str,
+    weights_uri: str,
+    weights_sha256: str,
+    reports: str,
+    init: Input[Artifact],
+    selection: Input[Artifact],
+    out: Output[Artifact],
+) -> NamedTuple("Outputs", reports=str):
+    """Refine the clustering; writes the final assignment."""
+    import json
+    import time
+
+    started = time.time()
+    from dcflow.stages.hooks import run_hook
+
+    inputs = {"cluster-init": init.path, "confident-sample-selection": selection.path}
+    r = run_hook("refine", config, inputs, out.path, weights_uri, weights_sha256, started=started)
+    return (json.dumps([*json.loads(reports), r]),)

@@ -1,0 +1,1 @@
+"""KFP pipelines: one per method, built from the method's declared stages."""

@@ -1,0 +1,106 @@
+"""Execute a method's pipeline on this machine with kfp.local (each stage its own process).
+
+The runner's own log and every stage's output go to a log file; the terminal shows only the
+``[dcflow]`` lines the stages print (start/end of each stage, progress bars, errors).
+"""
+
+import io
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, TextIO
+
+from dcflow.config import RunConfig
+from dcflow.errors import DcflowError, StageError
+
+_LINE = re.compile(r"\[dcflow\] (.*)$")
+_ERROR = re.compile(r"\[dcflow\] error (\d+) (.*)$")
+
+
+class _Filter(io.TextIOBase):
+    """A stdout stand-in: everything to the log file, ``[dcflow]`` lines to the terminal."""
+
+    def __init__(self, log: TextIO, terminal: TextIO, quiet: bool) -> None:
+        self.log, self.terminal, self.quiet = log, terminal, quiet
+        self.buffer_text = ""
+        self.stage_errors: list[tuple[int, str]] = []
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.buffer_text += text
+        while "\n" in self.buffer_text:
+            line, self.buffer_text = self.buffer_text.split("\n", 1)
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        err = _ERROR.search(line)
+        if err:
+            self.stage_errors.append((int(err.group(1)), err.group(2).strip()))
+            return
+        match = _LINE.search(line)
+        if match and not self.quiet:
+            self.terminal.write(match.group(1) + "\n")
+            self.terminal.flush()
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
+def run_local(
+    cfg: RunConfig,
+    pipeline_root: Path,
+    weights_store: str,
+    tracking_uri: str,
+    experiment: str,
+    log_path: Path,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Compile ``cfg.method``'s pipeline and run it with ``kfp.local.SubprocessRunner``.
+
+    Returns:
+        The summary returned by the evaluate stage, plus ``artifacts`` (the run's directory).
+
+    Raises:
+        DcflowError: the first error a stage reported (same exit code), or StageError.
+    """
+    from dcflow_pipelines.build import build
+    from kfp import local
+
+    pipeline = build(cfg.method, gpus=0, default_config=cfg.to_json())
+    pipeline_root.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    real_stdout = sys.stdout
+    with open(log_path, "w") as log:
+        filt = _Filter(log, sys.stderr, quiet)
+        sys.stdout = filt  # type: ignore[assignment]
+        try:
+            warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            local.init(
+                runner=local.SubprocessRunner(use_venv=False),
+                pipeline_root=str(pipeline_root),
+                raise_on_error=True,
+            )
+            task = pipeline(
+                config=cfg.to_json(),
+                weights_store=weights_store,
+                tracking_uri=tracking_uri,
+                experiment=experiment,
+            )
+        except Exception as exc:  # noqa: BLE001 - turned into one line below
+            sys.stdout = real_stdout
+            if filt.stage_errors:
+                code, message = filt.stage_errors[0]
+                err = DcflowError(message)
+                err.exit_code = code
+                raise err from None
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StageError(f"pipeline failed: {first} (log: {log_path})") from None
+        finally:
+            sys.stdout = real_stdout
+    summary: dict[str, Any] = json.loads(task.output)
+    summary["artifacts"] = str(Path(summary.pop("evaluate_dir")).parent.parent)
+    summary["log"] = str(log_path)
+    return summary

@@ -1,0 +1,246 @@
+"""``dcflow`` command line: run a method's pipeline locally, list methods and datasets.
+
+Errors a user can cause print one line (``dcflow: error: ...``) on stderr and exit with the code of
+their class (see :mod:`dcflow.errors`): 2 config, 3 data, 4 weights, 5 service, 6 stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dcflow.errors import ConfigError, DcflowError
+
+EPILOG = """exit codes: 0 ok, 2 bad config/usage, 3 bad data, 4 bad weights, 5 service unreachable,
+6 stage failure, 130 interrupted. Docs: README.md."""
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", help="method name (see `dcflow methods`)")
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help="dataset name (see `dcflow datasets`) or npz:PATH (default: digits)",
+    )
+    p.add_argument("--data-dir", help="directory holding <dataset>.npz (e.g. ../shared/data)")
+    p.add_argument(
+        "--split",
+        choices=["all", "train", "test"],
+        default=None,
+        help="cluster train+test pooled (all, default) or one split",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="YAML file of overrides (same format as presets)"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set pretrain.epochs=20 (repeatable)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument(
+        "--no-preset", action="store_true", help="ignore configs/<method>/<dataset>.yaml"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcflow",
+        description="Robust deep clustering methods as Kubeflow pipelines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    run = sub.add_parser(
+        "run",
+        help="run a method's pipeline locally (kfp.local, one process per stage)",
+        description="Compile METHOD's KFP pipeline and execute it with kfp.local: each stage runs "
+        "in "
+        "its own process; artifacts go to --artifacts, metrics and plots to MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_args(run)
+    run.add_argument(
+        "--artifacts",
+        metavar="DIR|s3://B/P",
+        default=".dcflow/runs",
+        help="where stage artifacts go (default .dcflow/runs); s3:// uploads after the run",
+    )
+    run.add_argument(
+        "--weights-store",
+        metavar="URI",
+        default=None,
+        help="pretrained-weights cache: directory or s3://bucket/prefix "
+        "(default $DCFLOW_WEIGHTS_STORE or .dcflow/weights)",
+    )
+    run.add_argument(
+        "--experiment", default="dcflow", help="MLflow experiment name (default dcflow)"
+    )
+    run.add_argument("--json", metavar="FILE", help="write the run summary as JSON")
+    run.add_argument("--quiet", action="store_true", help="print only the final table")
+    cfg = sub.add_parser("config", help="print the effective config of a run without running it")
+    _add_run_args(cfg)
+    sub.add_parser("methods", help="list the registered methods and their stages")
+    sub.add_parser("datasets", help="list the built-in datasets")
+    return parser
+
+
+def _build_config(args: argparse.Namespace) -> Any:
+    from dcflow.config import build_run_config
+    from dcflow.registry import get_method
+
+    dataset: dict[str, Any] = {"name": args.dataset}
+    if args.data_dir:
+        dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    if args.split:
+        dataset["split"] = args.split
+    if args.dataset.startswith("npz:"):
+        dataset["name"] = "npz:" + str(Path(args.dataset[4:]).expanduser().resolve())
+    method = get_method(args.method)
+    return build_run_config(
+        args.method,
+        method.Config,
+        dataset,
+        args.config,
+        args.overrides,
+        args.seed,
+        use_preset=not args.no_preset,
+    )
+
+
+def _cmd_methods() -> int:
+    from dcflow.registry import get_method, method_names
+
+    for name in method_names():
+        cls = get_method(name)
+        print(f"{name:12s} {cls.paper}\n{'':12s} stages: {' -> '.join(cls.stages)}")
+    return 0
+
+
+def _cmd_datasets() -> int:
+    from dcflow.registry import dataset_descriptions
+
+    for name, desc in dataset_descriptions().items():
+        print(f"{name:14s} {desc}")
+    print(f"{'npz:PATH':14s} your own data: x uint8 [N,H,W] or [N,H,W,C], optional y and n_train")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    print(yaml.safe_dump(json.loads(_build_config(args).to_json()), sort_keys=False), end="")
+    return 0
+
+
+def _print_table(summary: dict[str, Any]) -> None:
+    print(f"\n{'stage':28s} {'seconds':>8s}  notes")
+    for stage, rep in summary["stages"].items():
+        notes = (
+            "skipped (cached weights)"
+            if rep["skipped"]
+            else " ".join(f"{k}={v:.4g}" for k, v in list(rep["metrics"].items())[:4])
+        )
+        print(f"{stage:28s} {rep['seconds']:8.1f}  {notes}")
+    m = summary["metrics"]
+    shown = "  ".join(f"{k.upper()} {v:.4f}" for k, v in m.items()) or "no labels: metrics omitted"
+    print(
+        f"\n{summary['method']} on {summary['dataset']} (n={summary['n_samples']}, seed "
+        f"{summary['seed']}): {shown}   wall {summary['wall_seconds']:.1f}s"
+    )
+
+
+def _cmd_run(args: argparse.Namespace, started: float) -> int:
+    import tempfile
+
+    from dcflow_pipelines.local import run_local
+
+    from dcflow import tracking
+    from dcflow.artifacts import atomic_path
+    from dcflow.stages.common import default_weights_store
+
+    cfg = _build_config(args)
+    uri = tracking.resolve_tracking_uri()
+    tracking.check_reachable(uri)
+    store = args.weights_store or default_weights_store()
+    if "://" not in store:
+        store = str(Path(store).expanduser().resolve())
+    remote = args.artifacts.startswith("s3://")
+    root = (
+        Path(tempfile.mkdtemp(prefix="dcflow-run-")) if remote else Path(args.artifacts).resolve()
+    )
+    log = (
+        Path(".dcflow/logs").resolve()
+        / f"{cfg.method}-{cfg.dataset.name.replace('/', '_')}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    )
+    if not args.quiet:
+        print(
+            f"dcflow run {cfg.method} on {cfg.dataset.name} (seed {cfg.seed}); log: {log}",
+            file=sys.stderr,
+        )
+    summary = run_local(cfg, root, store, uri, args.experiment, log, quiet=args.quiet)
+    if remote:
+        from dcflow.storage import upload_dir
+
+        upload_dir(
+            summary["artifacts"], f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
+        )
+        summary["artifacts"] = f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
+    summary["wall_seconds"] = round(time.time() - started, 3)
+    ordered = {
+        k: summary[k]
+        for k in (
+            "method",
+            "dataset",
+            "n_samples",
+            "seed",
+            "metrics",
+            "stages",
+            "wall_seconds",
+            "mlflow",
+            "artifacts",
+            "predictions",
+            "log",
+        )
+    }
+    if args.json:
+        with atomic_path(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(ordered, indent=2) + "\n")
+    _print_table(ordered)
+    print(f"artifacts: {ordered['artifacts']}\nMLflow: {tracking.ui_hint(uri)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dcflow`` command."""
+    started = time.time()
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "methods":
+            return _cmd_methods()
+        if args.command == "datasets":
+            return _cmd_datasets()
+        if args.command == "config":
+            return _cmd_config(args)
+        if args.command == "run":
+            return _cmd_run(args, started)
+        raise ConfigError(f"unknown command {args.command}")
+    except DcflowError as exc:
+        print(f"dcflow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dcflow: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

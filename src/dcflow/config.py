@@ -1,0 +1,225 @@
+"""Validated run configuration: the single source of defaults.
+
+A run is described by one :class:`RunConfig`: method name, dataset, seed, device and the method's
+own hyper-parameters (``params``), which are validated by the method's pydantic config class. Every
+model forbids unknown keys, so a typo is an error, never a silently ignored new key.
+
+Layering, lowest to highest precedence: the method config class defaults (paper settings), the
+preset ``configs/<method>/<dataset>.yaml`` (or ``configs/<method>/default.yaml``), ``--config
+FILE`` and finally ``--set a.b=value`` overrides. Keys whose first segment names a
+:class:`RunConfig` field (``dataset``, ``seed``, ``device``, ``threads``) address the run; every
+other key addresses ``params``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dcflow.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    """Base model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetConfig(StrictModel):
+    """Which data to cluster.
+
+    Attributes:
+        name: registry name (``digits``, ``usps``, ``mnist``, ``fashion-mnist``) or ``npz:PATH``.
+        data_dir: directory holding ``<name>.npz``; torchvision is the fallback when absent.
+        split: ``all`` pools train and test (the clustering convention), else one split.
+        n_clusters: number of clusters; defaults to the number of distinct labels.
+        limit: cluster a fixed random subset of this size (seed 0), e.g. for quick tests.
+    """
+
+    name: str = "digits"
+    data_dir: str | None = None
+    split: Literal["all", "train", "test"] = "all"
+    n_clusters: int | None = Field(default=None, ge=2)
+    limit: int | None = Field(default=None, ge=2)
+
+
+class RunConfig(StrictModel):
+    """One pipeline run: method, data, seed, device and the method's hyper-parameters."""
+
+    method: str
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    seed: int = Field(default=0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Serialise for the KFP boundary (one JSON string parameter)."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        """Parse and validate the JSON string produced by :meth:`to_json`."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid run config: {_first_error(exc)}") from None
+
+
+RUN_KEYS = frozenset({"dataset", "seed", "device", "threads"})
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    extra = f" (got {err['input']!r})" if err["type"] != "extra_forbidden" else ""
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    return f"{loc}: {msg}{extra}"
+
+
+def validate_model(model_cls: type[BaseModel], data: dict[str, Any], what: str) -> BaseModel:
+    """Validate ``data`` against ``model_cls``; raise one-line :class:`ConfigError` on failure."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid {what} config: {_first_error(exc)}") from None
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """Parse one ``a.b=value`` override; the value is read as YAML (``5``, ``true``, ``[1, 2]``)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got {item!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return [p for p in key.strip().split(".")], value
+
+
+def _deep_set(target: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        node = target.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {'.'.join(path)}: {part} is not a section")
+        target = node
+    target[path[-1]] = value
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, val in over.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], val)
+        else:
+            out[key] = val
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for a missing or malformed file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level")
+    return data
+
+
+def config_dir() -> Path:
+    """Where presets live: ``$DCFLOW_CONFIG_DIR`` or the repository's ``configs/``."""
+    env = os.environ.get("DCFLOW_CONFIG_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+
+
+def preset_path(method: str, dataset: str) -> Path | None:
+    """Preset for (method, dataset), falling back to the method's ``default.yaml``."""
+    stem = dataset if not dataset.startswith("npz:") else "default"
+    for name in (stem, "default"):
+        path = config_dir() / method / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def split_run_keys(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a mapping into run-level keys and method params."""
+    run = {k: v for k, v in data.items() if k in RUN_KEYS}
+    params = {k: v for k, v in data.items() if k not in RUN_KEYS}
+    if "params" in params:
+        params = _deep_merge({k: v for k, v in params.items() if k != "params"}, params["params"])
+    return run, params
+
+
+def build_run_config(
+    method: str,
+    params_model: type[BaseModel],
+    dataset: dict[str, Any] | None = None,
+    config_file: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    seed: int | None = None,
+    use_preset: bool = True,
+) -> RunConfig:
+    """Layer defaults, preset, config file and overrides into one validated :class:`RunConfig`.
+
+    Args:
+        method: registered method name.
+        params_model: the method's pydantic config class (validates ``params``).
+        dataset: dataset fields given on the command line (name, data_dir, split...).
+        config_file: optional YAML file, same format as a preset.
+        overrides: ``a.b=value`` strings.
+        seed: the ``--seed`` value, applied last.
+        use_preset: load ``configs/<method>/<dataset>.yaml`` when it exists.
+
+    Returns:
+        The effective configuration with every default filled in.
+    """
+    run: dict[str, Any] = {"method": method, "dataset": dict(dataset or {})}
+    params: dict[str, Any] = {}
+    layers: list[dict[str, Any]] = []
+    ds_name = run["dataset"].get("name", "digits")
+    preset = preset_path(method, ds_name) if use_preset else None
+    if preset is not None:
+        layers.append(load_yaml(preset))
+    if config_file:
+        layers.append(load_yaml(config_file))
+    for layer in layers:
+        run_part, param_part = split_run_keys(layer)
+        run = _deep_merge(run, run_part)
+        params = _deep_merge(params, param_part)
+    for item in overrides:
+        path, value = parse_set(item)
+        if path[0] in RUN_KEYS:
+            _deep_set(run, path, value)
+        else:
+            _deep_set(params, path, value)
+    if seed is not None:
+        run["seed"] = seed
+    cfg = validate_model(RunConfig, {**run, "params": {}}, "run")
+    checked = validate_model(params_model, params, method)
+    assert isinstance(cfg, RunConfig)
+    cfg.params = checked.model_dump(mode="json")
+    return cfg
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts into ``a.b.c`` keys (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for key, val in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(val, dict):
+            out.update(flatten(val, name + "."))
+        else:
+            out[name] = json.dumps(val) if isinstance(val, list) else val
+    return out

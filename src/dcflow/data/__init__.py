@@ -1,0 +1,48 @@
+"""Dataset loading: registry names or ``npz:PATH`` -> validated :class:`Dataset`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcflow.config import DatasetConfig
+from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_float_images
+from dcflow.data.npz import read_npz
+from dcflow.errors import DataError
+from dcflow.registry import get_dataset_loader
+
+__all__ = ["Dataset", "load_dataset"]
+
+
+def load_dataset(cfg: DatasetConfig) -> Dataset:
+    """Load, validate, split and (optionally) subsample a dataset.
+
+    Args:
+        cfg: dataset section of the run config.
+
+    Returns:
+        The pooled (or split) dataset as float32 images with labels when the source has them.
+
+    Raises:
+        DataError: for any problem with the data, in one line.
+    """
+    if cfg.name.startswith("npz:"):
+        source = cfg.name[4:]
+        x_raw, y_raw, n_train = read_npz(source)
+    else:
+        source = cfg.name
+        x_raw, y_raw, n_train = get_dataset_loader(cfg.name)(cfg.data_dir)
+    x = to_float_images(np.asarray(x_raw), source)
+    y = check_labels(y_raw, x.shape[0], source)
+    index = np.arange(x.shape[0], dtype=np.int64)
+    if cfg.split != "all":
+        if n_train is None:
+            raise DataError(f"{source}: --split {cfg.split} needs n_train in the data")
+        rows = slice(0, n_train) if cfg.split == "train" else slice(n_train, None)
+        x, index = x[rows], index[rows]
+        y = y[rows] if y is not None else None
+    if cfg.limit is not None and cfg.limit < x.shape[0]:
+        pick = np.sort(np.random.default_rng(0).choice(x.shape[0], cfg.limit, replace=False))
+        x, index = x[pick], index[pick]
+        y = y[pick] if y is not None else None
+    k = resolve_clusters(y, x.shape[0], cfg.n_clusters, source)
+    return Dataset(name=cfg.name, x=np.ascontiguousarray(x), y=y, index=index, n_clusters=k)

@@ -1,0 +1,294 @@
+"""ASPC-DA: Adaptive Self-Paced deep Clustering with Data Augmentation.
+
+X. Guo, X. Liu, E. Zhu, X. Zhu, M. Li, X. Xu, J. Yin, "Adaptive Self-paced Deep Clustering with Data
+Augmentation", IEEE TKDE 2019/2020. Re-implemented from ``shared/methods/aspc-da.md``.
+
+Stages:
+    pretrain: MLP autoencoder trained to reconstruct randomly shifted/rotated images (target = the
+        augmented image), SGD lr 1.0, momentum 0.9 on a mean-squared error.
+    cluster-init: k-means (k-means++, ``n_init`` restarts) on codes of the clean images; the centres
+        ``mu`` stay fixed afterwards.
+    confident-sample-selection: the self-paced selection at ``t = 0`` on the cluster-init losses,
+        with the whole threshold schedule as a curve (the loop itself reselects every iteration).
+    refine: for t = 0, 1, ...: stop when the fraction of changed labels < ``tol`` (from t = 1 on) or
+        t = T_max; train one epoch on ``l_i = (1/d) ||f(T(x_i)) - mu_{y_i}||^2`` weighted by ``v_i``
+        (normalised by ``max(1, sum v)``); relabel clean data to the nearest centre; reselect
+        ``v_i = 1[L_i < mean(L) + (t/T_max) std(L)]``.
+
+Upstream defects handled (spec section 7): the stop rule runs without ground-truth labels (upstream
+only checked it when labels were passed); squared distances are clamped at 0; the TF-1 weighted-loss
+normalisation is used with a guard for all-zero batches; augmentation uses one seeded torch
+generator in the main process (upstream workers could share a NumPy RNG); NaN pretrain losses stop
+the run.
+ASPC-DA yields no probabilities, so no ECE is reported.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from dcflow import artifacts as art
+from dcflow.clustering import KMeans, squared_distances
+from dcflow.config import StrictModel
+from dcflow.errors import StageError, WeightsError
+from dcflow.losses import weighted_centre_loss
+from dcflow.methods.base import Method, StageContext
+from dcflow.models import AutoEncoder
+from dcflow.progress import Progress
+from dcflow.registry import register_method
+from dcflow.selection import self_paced_threshold, self_paced_weights
+from dcflow.transforms import RandomAffine
+
+
+class AugmentConfig(StrictModel):
+    """Keras-style random rotation and shift (``ImageDataGenerator`` of the upstream code)."""
+
+    rotation: float = Field(default=10.0, ge=0.0, le=180.0)
+    shift: float = Field(default=0.1, ge=0.0, lt=0.5)
+    interpolation: Literal["bilinear", "nearest"] = "bilinear"
+
+
+class PretrainConfig(StrictModel):
+    """Autoencoder and its pretraining (paper: D-500-500-2000-10, SGD 1.0/0.9, 500 epochs, 256)."""
+
+    hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 2000], min_length=1)
+    embedding_dim: int = Field(default=10, ge=1)
+    epochs: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=1.0, gt=0.0)
+    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
+    augment: bool = True
+
+
+class KMeansConfig(StrictModel):
+    """k-means on the clean embeddings."""
+
+    n_init: int = Field(default=20, ge=1)
+    max_iter: int = Field(default=300, ge=1)
+
+
+class RefineConfig(StrictModel):
+    """Self-paced refinement (paper: T_max 100, Adam 1e-4, batch 256, tol 0.001)."""
+
+    max_iter: int = Field(default=100, ge=1, description="T_max: at most this many epochs")
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=1e-4, gt=0.0)
+    tol: float = Field(default=0.001, ge=0.0)
+    augment: bool = True
+    self_paced: bool = True
+    refresh_centers: bool = False
+
+
+class ASPCDAConfig(StrictModel):
+    """All ASPC-DA hyper-parameters; defaults follow the paper's run (run_exp.py)."""
+
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
+    refine: RefineConfig = Field(default_factory=RefineConfig)
+
+
+def load_state(path: object) -> dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)``; one-line error for files that are not state dicts."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means bad weights
+        raise WeightsError(f"cannot load weights {path}: {type(exc).__name__}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights {path} are not a state dict of tensors")
+    return state
+
+
+@register_method
+class ASPCDA(Method):
+    """ASPC-DA (Guo et al., TKDE 2019): augmented AE, frozen k-means centres, self-paced refine."""
+
+    name = "aspc-da"
+    paper = "Guo et al., Adaptive self-paced deep clustering with data augmentation, TKDE 2020"
+    Config = ASPCDAConfig
+    pretrain_sections = ("pretrain", "augment")
+    cfg: ASPCDAConfig
+
+    def _flat(self, ctx: StageContext) -> torch.Tensor:
+        return torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1)).to(ctx.device)
+
+    def _model(self, ctx: StageContext) -> AutoEncoder:
+        dims = [int(np.prod(ctx.data.image_shape)), *self.cfg.pretrain.hidden_dims]
+        return AutoEncoder([*dims, self.cfg.pretrain.embedding_dim]).to(ctx.device)
+
+    def _load_model(self, ctx: StageContext) -> AutoEncoder:
+        if ctx.weights is None:
+            raise WeightsError("this stage needs pretrained weights")
+        model = self._model(ctx)
+        try:
+            model.load_state_dict(load_state(ctx.weights))
+        except RuntimeError:
+            raise WeightsError(
+                f"weights {ctx.weights} do not fit the configured autoencoder"
+            ) from None
+        return model
+
+    def _augment(self, x: torch.Tensor, ctx: StageContext, gen: torch.Generator) -> torch.Tensor:
+        a = self.cfg.augment
+        aug = RandomAffine(a.rotation, a.shift, a.interpolation)
+        return aug(x.view(x.shape[0], *ctx.data.image_shape), gen).flatten(1)
+
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """Reconstruct augmented images (Sec. III-A); the target is the augmented image."""
+        cfg = self.cfg.pretrain
+        torch.manual_seed(ctx.seed)
+        x, model, gen = self._flat(ctx), self._model(ctx), ctx.generator(1)
+        opt: torch.optim.Optimizer = (
+            torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+            if cfg.optimizer == "sgd"
+            else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        )
+        bar, first, loss_mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
+        for epoch in range(1, cfg.epochs + 1):
+            total = torch.zeros((), device=ctx.device)
+            perm = torch.randperm(ctx.data.n, generator=gen).to(ctx.device)
+            for idx in perm.split(cfg.batch_size):
+                xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
+                loss = torch.nn.functional.mse_loss(model(xb), xb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * idx.numel()
+            loss_mean = float(total) / ctx.data.n
+            if not np.isfinite(loss_mean):
+                raise StageError(
+                    f"pretrain diverged (loss {loss_mean}) at epoch {epoch}; "
+                    "lower pretrain.lr or set pretrain.optimizer=adam"
+                )
+            first = loss_mean if epoch == 1 else first
+            ctx.curves.log(epoch, loss=loss_mean)
+            bar.update(epoch, loss=loss_mean)
+        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return {"loss_first": first, "loss_last": loss_mean}
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """k-means on the clean codes; centres are frozen from here on (Sec. III-B)."""
+        model = self._load_model(ctx)
+        z = model.embed(self._flat(ctx))
+        km = KMeans(
+            ctx.data.n_clusters, self.cfg.kmeans.n_init, self.cfg.kmeans.max_iter, seed=ctx.seed
+        )
+        labels = km.fit_predict(z)
+        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
+        sizes = torch.bincount(labels, minlength=ctx.data.n_clusters)
+        return {
+            "inertia": km.inertia_,
+            "kmeans_iter": float(km.n_iter_),
+            "min_cluster": float(sizes.min()),
+        }
+
+    def select(self, ctx: StageContext) -> dict[str, float]:
+        """Self-paced selection at t = 0 on the cluster-init losses, plus the schedule over t."""
+        init = ctx.inputs["cluster-init"]
+        z = torch.from_numpy(art.load_npy(init, art.EMBEDDINGS))
+        losses = (
+            squared_distances(z, torch.from_numpy(art.load_npy(init, art.CENTERS))).min(1).values
+        )
+        t_max = self.cfg.refine.max_iter
+        weights, lam = self_paced_weights(losses, 0, t_max)
+        for t in range(t_max + 1):
+            thr = self_paced_threshold(losses, t, t_max)
+            ctx.curves.log(t, selected_fraction=float((losses.double() < thr).float().mean()))
+        art.save_npz(
+            ctx.out,
+            art.SELECTED,
+            indices=np.flatnonzero(weights.numpy()).astype(np.int64),
+            weights=weights.numpy().astype(np.float32),
+            threshold=np.float32(lam),
+            t=np.int64(0),
+        )
+        return {
+            "n_selected": float(weights.sum()),
+            "selected_fraction": float(weights.mean()),
+            "threshold": lam,
+        }
+
+    def _relabel(
+        self, model: AutoEncoder, x: torch.Tensor, mu: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = model.embed(x)
+        dist = squared_distances(z, mu)
+        losses, labels = dist.min(1)
+        return z, losses, labels
+
+    def refine(self, ctx: StageContext) -> dict[str, float]:
+        """The self-paced loop of Sec. III-C with the label-change stop rule (no labels needed)."""
+        cfg, init = self.cfg.refine, ctx.inputs["cluster-init"]
+        torch.manual_seed(ctx.seed)
+        x, model, gen = self._flat(ctx), self._load_model(ctx), ctx.generator(2)
+        mu = torch.from_numpy(art.load_npy(init, art.CENTERS)).to(ctx.device)
+        labels = torch.from_numpy(art.load_npy(init, art.LABELS)).to(ctx.device)
+        prev, v = labels.clone(), torch.ones(ctx.data.n, device=ctx.device)
+        opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr)
+        bar, history, lam, delta, t = (
+            Progress("refine", cfg.max_iter, "iterations"),
+            [],
+            0.0,
+            1.0,
+            0,
+        )
+        for t in range(cfg.max_iter + 1):
+            if t > 0:
+                delta = float((labels != prev).float().mean())
+                prev = labels.clone()
+                if delta < cfg.tol or t == cfg.max_iter:
+                    break
+            loss_sum = torch.zeros((), device=ctx.device)
+            for idx in (
+                torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size)
+            ):
+                xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
+                loss = weighted_centre_loss(model.encoder(xb), mu[labels[idx]], v[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach() * idx.numel()
+            z, losses, labels = self._relabel(model, x, mu)
+            if cfg.refresh_centers:
+                mu = KMeans(ctx.data.n_clusters, 1, seed=ctx.seed).fit(z).cluster_centers_
+            v, lam = self_paced_weights(losses, t, cfg.max_iter) if cfg.self_paced else (v, 0.0)
+            v = v.to(ctx.device)
+            row = {
+                "t": t,
+                "delta": delta,
+                "threshold": lam,
+                "n_selected": int(v.sum()),
+                "selected_fraction": float(v.mean()),
+                "loss": float(loss_sum) / ctx.data.n,
+                "clean_loss": float(losses.mean()),
+            }
+            history.append(row)
+            ctx.curves.log(t, **{k: float(val) for k, val in row.items() if k != "t"})
+            bar.update(t + 1, loss=row["loss"], selected=row["selected_fraction"])
+        z, losses, labels = self._relabel(model, x, mu)
+        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
+        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+        art.save_npz(
+            ctx.out,
+            art.SELECTED,
+            indices=np.flatnonzero(v.cpu().numpy()).astype(np.int64),
+            weights=v.cpu().numpy().astype(np.float32),
+            threshold=np.float32(lam),
+            t=np.int64(t),
+        )
+        art.append_jsonl(ctx.out, art.HISTORY, history)
+        with art.atomic_path(ctx.out / art.MODEL) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return {
+            "iterations": float(t),
+            "last_delta": delta,
+            "final_clean_loss": float(losses.mean()),
+        }

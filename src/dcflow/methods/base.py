@@ -1,0 +1,113 @@
+"""Shared base of all methods: declared stages, config class, and the stage hooks.
+
+A method subclasses :class:`Method`, declares its ``stages`` tuple and its pydantic ``Config``, and
+overrides the hooks it uses. The stage runner (:mod:`dcflow.stages`) builds a :class:`StageContext`
+and calls the hook; ``evaluate`` is generic and lives in :mod:`dcflow.stages.evaluate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+
+from dcflow.config import RunConfig, StrictModel, validate_model
+from dcflow.data import Dataset
+from dcflow.progress import Curves
+
+STAGES = (
+    "download-weights",
+    "pretrain",
+    "cluster-init",
+    "confident-sample-selection",
+    "refine",
+    "evaluate",
+)
+
+
+@dataclass
+class StageContext:
+    """What a stage hook may use.
+
+    Attributes:
+        data: the dataset with ``y`` removed (only ``evaluate`` sees labels).
+        inputs: upstream artifact directories keyed by stage name.
+        out: this stage's output directory.
+        device: torch device chosen once for the run.
+        seed: the run's seed.
+        weights: verified local copy of the pretrained weights, when the stage consumes them.
+        curves: per-step metrics recorded for MLflow.
+    """
+
+    data: Dataset
+    inputs: dict[str, Path]
+    out: Path
+    device: torch.device
+    seed: int
+    weights: Path | None = None
+    curves: Curves = field(default_factory=Curves)
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU generator seeded from the run seed (``offset`` separates streams)."""
+        return torch.Generator().manual_seed(self.seed * 1000 + offset)
+
+
+class Method:
+    """Base class of every clustering method.
+
+    Class attributes:
+        name: registry name (``aspc-da``).
+        paper: short citation shown by ``dcflow methods``.
+        Config: pydantic model of the method's hyper-parameters (paper defaults).
+        stages: the stages this method's pipeline runs, in order.
+        training_stages: stages that request a GPU on a cluster.
+        pretrain_sections: top-level config keys that determine the pretrained weights.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    Config: ClassVar[type[StrictModel]] = StrictModel
+    stages: ClassVar[tuple[str, ...]] = STAGES
+    training_stages: ClassVar[frozenset[str]] = frozenset({"pretrain", "refine"})
+    pretrain_sections: ClassVar[tuple[str, ...]] = ("pretrain",)
+
+    def __init__(self, run: RunConfig) -> None:
+        self.run = run
+        self.cfg: Any = validate_model(self.Config, run.params, self.name)
+
+    @classmethod
+    def config_model(cls) -> type[BaseModel]:
+        """The pydantic class validating ``params``."""
+        return cls.Config
+
+    def pretrain_config(self) -> dict[str, Any]:
+        """The part of the config that determines the pretrained weights (cache key input)."""
+        dumped = self.cfg.model_dump(mode="json")
+        return {k: dumped[k] for k in self.pretrain_sections if k in dumped}
+
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """Train the backbone; write ``artifacts.WEIGHTS`` into ``ctx.out``."""
+        raise NotImplementedError(f"{self.name} has no pretrain stage")
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """Initial clustering from the pretrained weights."""
+        raise NotImplementedError(f"{self.name} has no cluster-init stage")
+
+    def select(self, ctx: StageContext) -> dict[str, float]:
+        """Confident-sample selection from the initial clustering."""
+        raise NotImplementedError(f"{self.name} has no confident-sample-selection stage")
+
+    def refine(self, ctx: StageContext) -> dict[str, float]:
+        """Refinement; write final ``labels.npy`` (and ``proba.npy`` when available)."""
+        raise NotImplementedError(f"{self.name} has no refine stage")
+
+
+HOOKS = {
+    "pretrain": "pretrain",
+    "cluster-init": "cluster_init",
+    "confident-sample-selection": "select",
+    "refine": "refine",
+}

@@ -1,0 +1,54 @@
+"""Fully connected autoencoder of DEC / ASPC-DA.
+
+Encoder ``D -> h1 -> ... -> d`` and mirrored decoder, ReLU after every hidden layer, linear code
+and output (Xie et al., ICML 2016; Guo et al., TKDE 2019). Weights use PyTorch's default uniform
+``U(+-sqrt(1/fan_in))`` and biases start at 0, which the ASPC-DA spec needs for stable SGD at lr
+1.0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _mlp(dims: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        lin = nn.Linear(d_in, d_out)
+        nn.init.zeros_(lin.bias)
+        layers.append(lin)
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class AutoEncoder(nn.Module):
+    """MLP autoencoder on flattened images.
+
+    Args:
+        dims: ``[D, h1, ..., d]``: input size, hidden sizes, code size.
+    """
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        if len(dims) < 2:
+            raise ValueError("dims needs at least input and code sizes")
+        self.dims = list(dims)
+        self.encoder = _mlp(dims)
+        self.decoder = _mlp(dims[::-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` ``[B, D]`` -> ``[B, D]``."""
+        return self.decoder(self.encoder(x))
+
+    @torch.no_grad()
+    def embed(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+        """Codes ``[N, d]`` of ``x`` ``[N, D]``, batched, in eval mode."""
+        was = self.training
+        self.eval()
+        out = torch.cat(
+            [self.encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        )
+        self.train(was)
+        return out

@@ -1,0 +1,198 @@
+"""Weights store and artifact sync: the only module that imports boto3.
+
+A weights store is a local directory (default), a ``file://`` URI or an ``s3://bucket/prefix`` URI.
+Weights live at ``<store>/<method>/<key>/weights.pt`` beside ``weights.pt.sha256``; the key hashes
+the method, the data fingerprint, the pretrain config and the seed. S3 access uses the standard
+variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``) and retries
+transient errors with backoff (botocore's "standard" retry mode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from dcflow.errors import ServiceError, WeightsError
+
+WEIGHTS_FILE = "weights.pt"
+SHA_SUFFIX = ".sha256"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _s3_client() -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError as exc:  # pragma: no cover - boto3 is a dependency
+        raise ServiceError("boto3 is required for s3:// URIs") from exc
+    cfg = Config(
+        retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
+    )
+    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=cfg)
+
+
+def _s3_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn(*args, **kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        raise ServiceError(f"S3 {what} failed: {code}") from None
+    except BotoCoreError as exc:
+        raise ServiceError(f"S3 {what} failed: {type(exc).__name__}: {exc}") from None
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``."""
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+@dataclass(frozen=True)
+class StoredWeights:
+    """A weights file in a store: where it is and the sha256 it must have."""
+
+    uri: str
+    sha256: str
+
+
+class WeightsStore:
+    """Content-addressed cache of pretrained weights.
+
+    Args:
+        uri: local path, ``file://`` URI or ``s3://bucket/prefix``.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        self.is_s3 = self.uri.startswith("s3://")
+        if not self.is_s3:
+            self.root = Path(
+                urlparse(self.uri).path if self.uri.startswith("file://") else self.uri
+            )
+
+    def _location(self, method: str, key: str) -> str:
+        return f"{self.uri}/{method}/{key}/{WEIGHTS_FILE}"
+
+    def lookup(self, method: str, key: str) -> StoredWeights | None:
+        """Weights stored under (method, key), or ``None`` when absent."""
+        if self.is_s3:
+            bucket, prefix = split_s3(self._location(method, key))
+            client = _s3_client()
+            from botocore.exceptions import ClientError
+
+            try:
+                body = client.get_object(Bucket=bucket, Key=prefix + SHA_SUFFIX)["Body"].read()
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in {
+                    "NoSuchKey",
+                    "404",
+                    "NoSuchBucket",
+                }:
+                    return None
+                raise ServiceError(
+                    f"S3 lookup failed: {exc.response['Error'].get('Code')}"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - connection errors of any kind
+                raise ServiceError(f"S3 lookup failed: {type(exc).__name__}: {exc}") from None
+            return StoredWeights(self._location(method, key), body.decode().strip())
+        path = self.root / method / key / WEIGHTS_FILE
+        sha = path.with_name(WEIGHTS_FILE + SHA_SUFFIX)
+        if path.is_file() and sha.is_file():
+            return StoredWeights(str(path.resolve()), sha.read_text().strip())
+        return None
+
+    def publish(self, method: str, key: str, local: str | Path) -> StoredWeights:
+        """Copy a weights file into the store (sha256 sidecar written last)."""
+        digest = sha256_file(local)
+        if self.is_s3:
+            bucket, prefix = split_s3(self._location(method, key))
+            client = _s3_client()
+            _s3_call("upload", client.upload_file, str(local), bucket, prefix)
+            _s3_call(
+                "put",
+                client.put_object,
+                Bucket=bucket,
+                Key=prefix + SHA_SUFFIX,
+                Body=digest.encode(),
+            )
+            return StoredWeights(self._location(method, key), digest)
+        target = self.root / method / key / WEIGHTS_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{WEIGHTS_FILE}.{os.getpid()}.tmp")
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, target)
+        sha_tmp = target.with_name(f".sha.{os.getpid()}.tmp")
+        sha_tmp.write_text(digest + "\n")
+        os.replace(sha_tmp, target.with_name(WEIGHTS_FILE + SHA_SUFFIX))
+        return StoredWeights(str(target.resolve()), digest)
+
+
+def fetch_weights(uri: str, sha256: str, dest: str | Path) -> Path:
+    """Copy weights from ``uri`` (path, file://, s3://, https://) to ``dest`` and verify sha256.
+
+    Raises:
+        WeightsError: missing file or checksum mismatch (the bad copy is deleted).
+        ServiceError: S3 / HTTP failures.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    try:
+        if uri.startswith("s3://"):
+            bucket, key = split_s3(uri)
+            _s3_call("download", _s3_client().download_file, bucket, key, str(tmp))
+        elif uri.startswith(("http://", "https://")):
+            try:
+                with urllib.request.urlopen(uri, timeout=60) as resp, open(tmp, "wb") as fh:
+                    shutil.copyfileobj(resp, fh)
+            except OSError as exc:
+                raise ServiceError(f"download of {uri} failed: {exc}") from None
+        else:
+            src = Path(urlparse(uri).path if uri.startswith("file://") else uri)
+            if not src.is_file():
+                raise WeightsError(f"weights file not found: {src}")
+            shutil.copyfile(src, tmp)
+        actual = sha256_file(tmp)
+        if sha256 and actual != sha256.lower():
+            raise WeightsError(
+                f"sha256 mismatch for {uri}: expected {sha256[:12]}…, got {actual[:12]}…"
+            )
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def upload_dir(local: str | Path, uri: str) -> int:
+    """Upload every file under ``local`` to ``s3://bucket/prefix`` (or copy to a directory)."""
+    files = [p for p in Path(local).rglob("*") if p.is_file()]
+    if uri.startswith("s3://"):
+        bucket, prefix = split_s3(uri)
+        client = _s3_client()
+        for p in files:
+            key = f"{prefix.rstrip('/')}/{p.relative_to(local).as_posix()}".lstrip("/")
+            _s3_call("upload", client.upload_file, str(p), bucket, key)
+    else:
+        target = Path(uri)
+        for p in files:
+            out = target / p.relative_to(local)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(p, out)
+    return len(files)

@@ -1,0 +1,145 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+One parent run per pipeline run (tags method, dataset, seed, pipeline job id; params = the flattened
+effective config; final metrics) with one child run per stage (its seconds, metrics and per-step
+curves). The tracking URI comes from the argument, else ``MLFLOW_TRACKING_URI``, else a local sqlite
+store ``./mlflow.db`` whose artifacts go to ``./.dcflow/mlartifacts``.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from dcflow.errors import ServiceError
+
+DEFAULT_DB = "mlflow.db"
+
+
+def resolve_tracking_uri(uri: str = "") -> str:
+    """Explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    if uri:
+        return uri
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return env or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+
+
+def ui_hint(uri: str) -> str:
+    """The command that opens the MLflow UI on a local store."""
+    if uri.startswith("sqlite:///"):
+        return f"mlflow ui --backend-store-uri {uri} --port 5000"
+    return f"open {uri} in a browser"
+
+
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast with one line when an HTTP tracking server does not answer ``/health``."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise ServiceError(f"MLflow server {uri} answered HTTP {resp.status}")
+    except OSError as exc:
+        raise ServiceError(f"MLflow server {uri} is unreachable: {exc}") from None
+
+
+def _experiment_id(client: Any, name: str, uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (
+            (Path(uri[len("sqlite:///") :]).parent / ".dcflow" / "mlartifacts").resolve().as_uri()
+        )
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+def _log_curves(client: Any, run_id: str, curves: dict[str, list[list[float]]], ts: int) -> None:
+    from mlflow.entities import Metric
+
+    batch = [Metric(key, float(v), ts, int(step)) for key, pts in curves.items() for step, v in pts]
+    for i in range(0, len(batch), 900):
+        client.log_batch(run_id, metrics=batch[i : i + 900])
+
+
+def log_pipeline_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    stage_reports: list[dict[str, Any]],
+    files: list[Path],
+) -> dict[str, str]:
+    """Log a finished pipeline run: parent run plus one child run per stage report.
+
+    Returns:
+        ``{"tracking_uri", "experiment_id", "run_id"}`` of the parent run.
+    """
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = _experiment_id(client, experiment, uri)
+        start = int(min(r.get("started", 0) for r in stage_reports) * 1000) or None
+        parent = client.create_run(
+            exp_id, start_time=start, run_name=run_name, tags={**tags, "dcflow.kind": "pipeline"}
+        )
+        pid = parent.info.run_id
+        ps = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(ps), 90):
+            client.log_batch(pid, params=ps[i : i + 90])
+        ts = int(max(r.get("ended", 0) for r in stage_reports) * 1000)
+        stage_seconds = {
+            f"seconds_{r['stage'].replace('-', '_')}": r["seconds"] for r in stage_reports
+        }
+        client.log_batch(
+            pid,
+            metrics=[Metric(k, float(v), ts, 0) for k, v in {**metrics, **stage_seconds}.items()],
+        )
+        for r in stage_reports:
+            _log_stage(client, exp_id, pid, r, tags)
+        for f in files:
+            if Path(f).is_file():
+                client.log_artifact(pid, str(f))
+        client.set_terminated(pid, end_time=ts)
+    except ServiceError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any MLflow/network failure is one line for the user
+        raise ServiceError(
+            f"MLflow logging to {uri} failed: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
+    return {"tracking_uri": uri, "experiment_id": exp_id, "run_id": pid}
+
+
+def _log_stage(
+    client: Any, exp_id: str, parent_id: str, r: dict[str, Any], tags: dict[str, str]
+) -> None:
+    from mlflow.entities import Metric
+
+    child = client.create_run(
+        exp_id,
+        start_time=int(r["started"] * 1000),
+        run_name=r["stage"],
+        tags={
+            **tags,
+            "mlflow.parentRunId": parent_id,
+            "stage": r["stage"],
+            "skipped": str(r["skipped"]),
+            "dcflow.kind": "stage",
+        },
+    )
+    cid, ts = child.info.run_id, int(r["ended"] * 1000)
+    values = {"seconds": r["seconds"], **r.get("metrics", {})}
+    client.log_batch(cid, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items()])
+    _log_curves(client, cid, r.get("curves", {}), ts)
+    client.set_terminated(cid, end_time=ts)
