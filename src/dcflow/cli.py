@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dcflow.errors import ConfigError, DcflowError
+from dcflow.errors import ConfigError, DataError, DcflowError
 
 EPILOG = """exit codes: 0 ok, 2 bad config/usage, 3 bad data, 4 bad weights, 5 service unreachable,
 6 stage failure, 130 interrupted. Docs: README.md."""
@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_config(args: argparse.Namespace) -> Any:
     from dcflow.config import build_run_config
-    from dcflow.registry import get_method
+    from dcflow.registry import get_dataset_loader, get_method
 
     dataset: dict[str, Any] = {"name": args.dataset}
     if args.data_dir:
@@ -104,7 +104,12 @@ def _build_config(args: argparse.Namespace) -> Any:
     if args.split:
         dataset["split"] = args.split
     if args.dataset.startswith("npz:"):
-        dataset["name"] = "npz:" + str(Path(args.dataset[4:]).expanduser().resolve())
+        path = Path(args.dataset[4:]).expanduser().resolve()
+        if not path.is_file():
+            raise DataError(f"data file not found: {path}")
+        dataset["name"] = f"npz:{path}"
+    else:
+        get_dataset_loader(args.dataset)  # unknown names fail here, before any stage starts
     method = get_method(args.method)
     return build_run_config(
         args.method,

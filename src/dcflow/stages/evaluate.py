@@ -52,6 +52,13 @@ def _plots(
     return files
 
 
+def _params(config_json: str) -> dict[str, Any]:
+    """MLflow params: run keys (``dataset.name``, ``seed``...) and method keys (``pretrain.lr``)."""
+    run = json.loads(config_json)
+    params = run.pop("params")
+    return {**flatten(run), **flatten(params)}
+
+
 @guard
 def evaluate(
     config_json: str,
@@ -106,7 +113,7 @@ def evaluate(
             "pipeline_job_id": job_id,
             "n_samples": str(data.n),
         },
-        params=flatten(json.loads(config_json)),
+        params=_params(config_json),
         metrics={**metrics, **{f"init_{k}": v for k, v in init_metrics.items()}},
         stage_reports=all_reports,
         files=[out / art.PREDICTIONS, out / art.CONFIG, out / art.METRICS, *files],
