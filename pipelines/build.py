@@ -21,13 +21,55 @@ from dcflow_components import (
 from kfp import dsl
 
 GPU_RESOURCE = "nvidia.com/gpu"
+LAYOUT = (
+    "download-weights",
+    "pretrain",
+    "cluster-init",
+    "confident-sample-selection",
+    "refine",
+    "evaluate",
+)
 
 
-def _train(task: Any, stage: str, training: frozenset[str], gpus: int) -> Any:
-    task.set_display_name(stage)
-    if stage in training and gpus > 0:
-        task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(gpus)
-    return task
+class _Stager:
+    """Applies the per-stage settings: display name and, for training stages, the GPU request."""
+
+    def __init__(self, training: frozenset[str], gpus: int) -> None:
+        self.training, self.gpus = training, gpus
+
+    def __call__(self, task: Any, stage: str) -> Any:
+        task.set_display_name(stage)
+        if stage in self.training and self.gpus > 0:
+            task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(self.gpus)
+        return task
+
+
+def _weights(stage: _Stager, config: Any, weights_store: Any) -> tuple[Any, Any, Any]:
+    """download-weights, then pretrain on a miss or verify-weights on a hit (``dsl.If``/``Else``).
+
+    Returns:
+        ``dsl.OneOf`` channels for the weights URI, its sha256 and the stage reports.
+    """
+    dw = stage(download_weights(config=config, weights_store=weights_store), "download-weights")
+    dw.set_caching_options(False)  # the store's content decides, not the inputs
+    with dsl.If(dw.outputs["found"] == False, name="weights-not-cached"):  # noqa: E712
+        pre = stage(
+            pretrain(config=config, weights_store=weights_store, reports=dw.outputs["reports"]),
+            "pretrain",
+        )
+    with dsl.Else(name="weights-cached"):
+        ver = stage(
+            verify_weights(
+                weights_uri=dw.outputs["weights_uri"],
+                weights_sha256=dw.outputs["weights_sha256"],
+                reports=dw.outputs["reports"],
+            ),
+            "verify-weights",
+        )
+    return tuple(  # type: ignore[return-value]
+        dsl.OneOf(pre.outputs[k], ver.outputs[k])
+        for k in ("weights_uri", "weights_sha256", "reports")
+    )
 
 
 def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
@@ -41,17 +83,9 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
     from dcflow.registry import get_method
 
     cls = get_method(method)
-    stages, training = cls.stages, cls.training_stages
-    expected = (
-        "download-weights",
-        "pretrain",
-        "cluster-init",
-        "confident-sample-selection",
-        "refine",
-        "evaluate",
-    )
-    if stages != expected:
-        raise NotImplementedError(f"no pipeline layout for stages {stages}")
+    if cls.stages != LAYOUT:
+        raise NotImplementedError(f"no pipeline layout for stages {cls.stages}")
+    stage = _Stager(cls.training_stages, gpus)
 
     @dsl.pipeline(name=f"dcflow-{method}", description=f"{cls.name}: {cls.paper}")
     def pipeline(
@@ -60,49 +94,18 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
         tracking_uri: str = "",
         experiment: str = "dcflow",
     ) -> str:
-        dw = _train(
-            download_weights(config=config, weights_store=weights_store),
-            "download-weights",
-            training,
-            gpus,
-        )
-        dw.set_caching_options(False)
-        with dsl.If(dw.outputs["found"] == False, name="weights-not-cached"):  # noqa: E712
-            pre = _train(
-                pretrain(config=config, weights_store=weights_store, reports=dw.outputs["reports"]),
-                "pretrain",
-                training,
-                gpus,
-            )
-        with dsl.Else(name="weights-cached"):
-            ver = _train(
-                verify_weights(
-                    weights_uri=dw.outputs["weights_uri"],
-                    weights_sha256=dw.outputs["weights_sha256"],
-                    reports=dw.outputs["reports"],
-                ),
-                "verify-weights",
-                training,
-                gpus,
-            )
-        uri = dsl.OneOf(pre.outputs["weights_uri"], ver.outputs["weights_uri"])
-        sha = dsl.OneOf(pre.outputs["weights_sha256"], ver.outputs["weights_sha256"])
-        reports = dsl.OneOf(pre.outputs["reports"], ver.outputs["reports"])
-        init = _train(
+        uri, sha, reports = _weights(stage, config, weights_store)
+        init = stage(
             cluster_init(config=config, weights_uri=uri, weights_sha256=sha, reports=reports),
             "cluster-init",
-            training,
-            gpus,
         )
-        sel = _train(
+        sel = stage(
             confident_sample_selection(
                 config=config, reports=init.outputs["reports"], init=init.outputs["out"]
             ),
             "confident-sample-selection",
-            training,
-            gpus,
         )
-        ref = _train(
+        ref = stage(
             refine(
                 config=config,
                 weights_uri=uri,
@@ -112,10 +115,8 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
                 selection=sel.outputs["out"],
             ),
             "refine",
-            training,
-            gpus,
         )
-        ev = _train(
+        ev = stage(
             evaluate(
                 config=config,
                 reports=ref.outputs["reports"],
@@ -126,8 +127,6 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
                 job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             ),
             "evaluate",
-            training,
-            gpus,
         )
         ev.set_caching_options(False)
         return ev.outputs["summary"]

@@ -37,7 +37,7 @@ from dcflow.config import StrictModel
 from dcflow.errors import StageError, WeightsError
 from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
-from dcflow.models import AutoEncoder
+from dcflow.models import AutoEncoder, load_state
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection import self_paced_threshold, self_paced_weights
@@ -91,17 +91,6 @@ class ASPCDAConfig(StrictModel):
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
     refine: RefineConfig = Field(default_factory=RefineConfig)
-
-
-def load_state(path: object) -> dict[str, torch.Tensor]:
-    """``torch.load(weights_only=True)``; one-line error for files that are not state dicts."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means bad weights
-        raise WeightsError(f"cannot load weights {path}: {type(exc).__name__}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"weights {path} are not a state dict of tensors")
-    return state
 
 
 @register_method
@@ -224,6 +213,27 @@ class ASPCDA(Method):
         losses, labels = dist.min(1)
         return z, losses, labels
 
+    def _train_epoch(
+        self,
+        ctx: StageContext,
+        model: AutoEncoder,
+        opt: torch.optim.Optimizer,
+        targets: torch.Tensor,
+        v: torch.Tensor,
+        gen: torch.Generator,
+    ) -> float:
+        """One shuffled epoch of the weighted centre loss on augmented views; mean loss."""
+        cfg, x = self.cfg.refine, self._flat(ctx)
+        loss_sum = torch.zeros((), device=ctx.device)
+        for idx in torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size):
+            xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
+            loss = weighted_centre_loss(model.encoder(xb), targets[idx], v[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach() * idx.numel()
+        return float(loss_sum) / ctx.data.n
+
     def refine(self, ctx: StageContext) -> dict[str, float]:
         """The self-paced loop of Sec. III-C with the label-change stop rule (no labels needed)."""
         cfg, init = self.cfg.refine, ctx.inputs["cluster-init"]
@@ -233,62 +243,63 @@ class ASPCDA(Method):
         labels = torch.from_numpy(art.load_npy(init, art.LABELS)).to(ctx.device)
         prev, v = labels.clone(), torch.ones(ctx.data.n, device=ctx.device)
         opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr)
-        bar, history, lam, delta, t = (
-            Progress("refine", cfg.max_iter, "iterations"),
-            [],
-            0.0,
-            1.0,
-            0,
-        )
+        bar, history = Progress("refine", cfg.max_iter, "iterations"), []
+        lam, delta, t = 0.0, 1.0, 0
         for t in range(cfg.max_iter + 1):
             if t > 0:
                 delta = float((labels != prev).float().mean())
                 prev = labels.clone()
                 if delta < cfg.tol or t == cfg.max_iter:
                     break
-            loss_sum = torch.zeros((), device=ctx.device)
-            for idx in (
-                torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size)
-            ):
-                xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
-                loss = weighted_centre_loss(model.encoder(xb), mu[labels[idx]], v[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach() * idx.numel()
+            loss = self._train_epoch(ctx, model, opt, mu[labels], v, gen)
             z, losses, labels = self._relabel(model, x, mu)
             if cfg.refresh_centers:
                 mu = KMeans(ctx.data.n_clusters, 1, seed=ctx.seed).fit(z).cluster_centers_
-            v, lam = self_paced_weights(losses, t, cfg.max_iter) if cfg.self_paced else (v, 0.0)
-            v = v.to(ctx.device)
+            if cfg.self_paced:
+                v, lam = self_paced_weights(losses, t, cfg.max_iter)
+                v = v.to(ctx.device)
             row = {
                 "t": t,
                 "delta": delta,
                 "threshold": lam,
                 "n_selected": int(v.sum()),
                 "selected_fraction": float(v.mean()),
-                "loss": float(loss_sum) / ctx.data.n,
+                "loss": loss,
                 "clean_loss": float(losses.mean()),
             }
             history.append(row)
             ctx.curves.log(t, **{k: float(val) for k, val in row.items() if k != "t"})
-            bar.update(t + 1, loss=row["loss"], selected=row["selected_fraction"])
+            bar.update(t + 1, loss=loss, selected=row["selected_fraction"])
         z, losses, labels = self._relabel(model, x, mu)
+        self._save_refine(ctx, model, z, labels, v, lam, t, history)
+        return {
+            "iterations": float(t),
+            "last_delta": delta,
+            "final_clean_loss": float(losses.mean()),
+        }
+
+    def _save_refine(
+        self,
+        ctx: StageContext,
+        model: AutoEncoder,
+        z: torch.Tensor,
+        labels: torch.Tensor,
+        v: torch.Tensor,
+        lam: float,
+        t: int,
+        history: list[dict[str, float]],
+    ) -> None:
+        w = v.cpu().numpy()
         art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
         art.save_npz(
             ctx.out,
             art.SELECTED,
-            indices=np.flatnonzero(v.cpu().numpy()).astype(np.int64),
-            weights=v.cpu().numpy().astype(np.float32),
+            indices=np.flatnonzero(w).astype(np.int64),
+            weights=w.astype(np.float32),
             threshold=np.float32(lam),
             t=np.int64(t),
         )
         art.append_jsonl(ctx.out, art.HISTORY, history)
         with art.atomic_path(ctx.out / art.MODEL) as tmp:
             torch.save(model.state_dict(), tmp)
-        return {
-            "iterations": float(t),
-            "last_delta": delta,
-            "final_clean_loss": float(losses.mean()),
-        }

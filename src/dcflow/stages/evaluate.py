@@ -15,8 +15,14 @@ from typing import Any
 import numpy as np
 
 from dcflow import artifacts as art
-from dcflow.clustering.metrics import cluster_metrics, contingency, hungarian_mapping
+from dcflow.clustering.metrics import (
+    NMI_AVERAGE,
+    cluster_metrics,
+    contingency,
+    hungarian_mapping,
+)
 from dcflow.config import flatten
+from dcflow.data import Dataset
 from dcflow.progress import emit
 from dcflow.stages.common import finish, guard, load_run
 
@@ -59,6 +65,43 @@ def _params(config_json: str) -> dict[str, Any]:
     return {**flatten(run), **flatten(params)}
 
 
+def _optional(directory: str, name: str) -> np.ndarray | None:
+    return art.load_npy(directory, name) if (Path(directory) / name).is_file() else None
+
+
+def score(
+    data: Dataset, init_dir: str, final_dir: str, out: Path, title: str
+) -> tuple[dict[str, float], dict[str, float], list[Path]]:
+    """Metrics of the final and cluster-init assignments, predictions CSV, metrics JSON, plots."""
+    pred = art.load_npy(final_dir, art.LABELS)
+    proba = _optional(final_dir, art.PROBA)
+    metrics: dict[str, float] = {}
+    init_metrics: dict[str, float] = {}
+    if data.y is not None:
+        metrics = cluster_metrics(data.y, pred, proba)
+        init_metrics = cluster_metrics(data.y, art.load_npy(init_dir, art.LABELS))
+        title += f": ACC {metrics['acc']:.3f} NMI {metrics['nmi']:.3f}"
+    write_predictions(out / art.PREDICTIONS, data.index, data.y, pred, proba)
+    summary = {"final": metrics, "cluster-init": init_metrics, "nmi_average": NMI_AVERAGE}
+    art.save_json(out, art.METRICS, summary)
+    files = _plots(out, data.y, pred, _optional(final_dir, art.EMBEDDINGS), title)
+    return metrics, init_metrics, [out / art.PREDICTIONS, out / art.METRICS, *files]
+
+
+def _stage_table(reports: list[dict[str, Any]], init_metrics: dict[str, float]) -> dict[str, Any]:
+    stages = {
+        r["stage"]: {
+            "seconds": r["seconds"],
+            "skipped": r["skipped"],
+            "metrics": dict(r["metrics"]),
+        }
+        for r in reports
+    }
+    if init_metrics and "cluster-init" in stages:
+        stages["cluster-init"]["metrics"].update(init_metrics)
+    return stages
+
+
 @guard
 def evaluate(
     config_json: str,
@@ -72,68 +115,44 @@ def evaluate(
     started: float | None = None,
 ) -> dict[str, Any]:
     """Score the final assignment, write predictions and plots, log everything to MLflow."""
+    from dcflow import tracking
+
     started = started or time.time()
     emit("start evaluate")
     cfg, data = load_run(config_json)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pred = art.load_npy(final_dir, art.LABELS)
-    proba_path = Path(final_dir) / art.PROBA
-    proba = art.load_npy(final_dir, art.PROBA) if proba_path.is_file() else None
-    z_path = Path(final_dir) / art.EMBEDDINGS
-    z = art.load_npy(final_dir, art.EMBEDDINGS) if z_path.is_file() else None
-    metrics: dict[str, float] = {}
-    init_metrics: dict[str, float] = {}
-    if data.y is not None:
-        metrics = cluster_metrics(data.y, pred, proba)
-        init_metrics = cluster_metrics(data.y, art.load_npy(init_dir, art.LABELS))
-    write_predictions(out / art.PREDICTIONS, data.index, data.y, pred, proba)
-    art.save_json(
-        out,
-        art.METRICS,
-        {"final": metrics, "cluster-init": init_metrics, "nmi_average": "arithmetic"},
-    )
     art.save_json(out, art.CONFIG, json.loads(config_json))
     title = f"{cfg.method} on {cfg.dataset.name} (seed {cfg.seed})"
-    if metrics:
-        title += f": ACC {metrics['acc']:.3f} NMI {metrics['nmi']:.3f}"
-    files = _plots(out, data.y, pred, z, title)
+    metrics, init_metrics, files = score(data, init_dir, final_dir, out, title)
     report = finish("evaluate", started, out, metrics)
-    all_reports = [*reports, report]
-    from dcflow import tracking
-
+    tags = {
+        "method": cfg.method,
+        "dataset": cfg.dataset.name,
+        "seed": str(cfg.seed),
+        "pipeline_job_id": job_id,
+        "n_samples": str(data.n),
+    }
     ids = tracking.log_pipeline_run(
         tracking_uri=tracking_uri,
         experiment=experiment,
         run_name=f"{cfg.method}-{cfg.dataset.name}-s{cfg.seed}",
-        tags={
-            "method": cfg.method,
-            "dataset": cfg.dataset.name,
-            "seed": str(cfg.seed),
-            "pipeline_job_id": job_id,
-            "n_samples": str(data.n),
-        },
+        tags=tags,
         params=_params(config_json),
         metrics={**metrics, **{f"init_{k}": v for k, v in init_metrics.items()}},
-        stage_reports=all_reports,
-        files=[out / art.PREDICTIONS, out / art.CONFIG, out / art.METRICS, *files],
+        stage_reports=[*reports, report],
+        files=[out / art.CONFIG, *files],
     )
     emit(f"  mlflow run {ids['run_id']} in experiment {ids['experiment_id']}")
     report["seconds"] = round(time.time() - started, 3)  # MLflow logging is part of the stage
     art.save_json(out, art.REPORT, report)
-    stages = {
-        r["stage"]: {"seconds": r["seconds"], "skipped": r["skipped"], "metrics": r["metrics"]}
-        for r in all_reports
-    }
-    if init_metrics and "cluster-init" in stages:
-        stages["cluster-init"]["metrics"].update(init_metrics)
     return {
         "method": cfg.method,
         "dataset": cfg.dataset.name,
         "n_samples": data.n,
         "seed": cfg.seed,
         "metrics": metrics,
-        "stages": stages,
+        "stages": _stage_table([*reports, report], init_metrics),
         "mlflow": ids,
         "predictions": str((out / art.PREDICTIONS).resolve()),
         "evaluate_dir": str(out.resolve()),
