@@ -135,11 +135,15 @@ class WeightsStore:
         target = self.root / method / key / WEIGHTS_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{WEIGHTS_FILE}.{os.getpid()}.tmp")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, target)
         sha_tmp = target.with_name(f".sha.{os.getpid()}.tmp")
-        sha_tmp.write_text(digest + "\n")
-        os.replace(sha_tmp, target.with_name(WEIGHTS_FILE + SHA_SUFFIX))
+        try:
+            shutil.copyfile(local, tmp)
+            os.replace(tmp, target)
+            sha_tmp.write_text(digest + "\n")  # the sidecar last: it marks the entry complete
+            os.replace(sha_tmp, target.with_name(WEIGHTS_FILE + SHA_SUFFIX))
+        finally:
+            for leftover in (tmp, sha_tmp):
+                leftover.unlink(missing_ok=True)
         return StoredWeights(str(target.resolve()), digest)
 
 

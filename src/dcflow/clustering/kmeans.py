@@ -85,6 +85,8 @@ class KMeans:
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> KMeans:
         """Cluster ``x`` ``[N, d]``."""
+        if not 1 <= self.n_clusters <= x.shape[0]:
+            raise ValueError(f"n_clusters={self.n_clusters} must be in [1, {x.shape[0]}]")
         gen = torch.Generator().manual_seed(self.seed)
         best: tuple[torch.Tensor, torch.Tensor, float, int] | None = None
         for _ in range(self.n_init):

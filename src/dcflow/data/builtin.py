@@ -35,7 +35,8 @@ def load_fake(data_dir: str | None) -> Raw:
     for c in range(k):
         rows = slice(c * n_per, (c + 1) * n_per)
         x[rows, (c * 2) : (c * 2) + 4, (c * 2) : (c * 2) + 4] += 0.75
-    return np.clip(x, 0.0, 1.0), y.astype(np.int64), n_per * k - 60
+    order = rng.permutation(n_per * k)  # mix classes so both splits hold all of them
+    return np.clip(x, 0.0, 1.0)[order], y[order].astype(np.int64), n_per * k - 60
 
 
 def _npz_or_torchvision(name: str, data_dir: str | None) -> Raw:

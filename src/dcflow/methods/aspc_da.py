@@ -244,7 +244,7 @@ class ASPCDA(Method):
         prev, v = labels.clone(), torch.ones(ctx.data.n, device=ctx.device)
         opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr)
         bar, history = Progress("refine", cfg.max_iter, "iterations"), []
-        lam, delta, t = 0.0, 1.0, 0
+        lam, delta, t = 0.0, float("nan"), 0  # no label change is measured before t = 1
         for t in range(cfg.max_iter + 1):
             if t > 0:
                 delta = float((labels != prev).float().mean())
@@ -258,9 +258,9 @@ class ASPCDA(Method):
             if cfg.self_paced:
                 v, lam = self_paced_weights(losses, t, cfg.max_iter)
                 v = v.to(ctx.device)
-            row = {
+            row: dict[str, float | None] = {
                 "t": t,
-                "delta": delta,
+                "delta": None if t == 0 else delta,
                 "threshold": lam,
                 "n_selected": int(v.sum()),
                 "selected_fraction": float(v.mean()),
@@ -268,8 +268,10 @@ class ASPCDA(Method):
                 "clean_loss": float(losses.mean()),
             }
             history.append(row)
-            ctx.curves.log(t, **{k: float(val) for k, val in row.items() if k != "t"})
-            bar.update(t + 1, loss=loss, selected=row["selected_fraction"])
+            ctx.curves.log(
+                t, **{k: float(val) for k, val in row.items() if k != "t" and val is not None}
+            )
+            bar.update(t + 1, loss=loss, selected=float(v.mean()))
         z, losses, labels = self._relabel(model, x, mu)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
         return {
@@ -287,7 +289,7 @@ class ASPCDA(Method):
         v: torch.Tensor,
         lam: float,
         t: int,
-        history: list[dict[str, float]],
+        history: list[dict[str, float | None]],
     ) -> None:
         w = v.cpu().numpy()
         art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dcflow import artifacts as art
+from dcflow.config import RunConfig, build_run_config
+from dcflow.data import Dataset, load_dataset
+from dcflow.errors import WeightsError
+from dcflow.methods.aspc_da import ASPCDA
+from dcflow.methods.base import StageContext
+from dcflow.models import load_state
+from dcflow.registry import get_method
+from dcflow.stages.common import without_labels
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+TINY = [
+    "pretrain.hidden_dims=[32]",
+    "pretrain.epochs=3",
+    "pretrain.batch_size=64",
+    "kmeans.n_init=2",
+    "refine.max_iter=3",
+    "refine.batch_size=64",
+    "refine.lr=0.01",  # large enough that labels move on digits within 3 iterations
+]
+DATASET = {"name": "digits", "limit": 300}
+
+
+@dataclass
+class Run:
+    """Output directories and metrics of one pretrain -> cluster-init -> select -> refine chain."""
+
+    dirs: dict[str, Path]
+    metrics: dict[str, dict[str, float]]
+    data: Dataset
+    centers_before: bytes
+
+
+def _config(extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    method = get_method("aspc-da")
+    return build_run_config(
+        "aspc-da", method.Config, DATASET, overrides=[*TINY, *extra], use_preset=False
+    )
+
+
+def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
+    out.mkdir(parents=True, exist_ok=True)
+    return StageContext(
+        data=data,
+        inputs=kw.pop("inputs", {}),
+        out=out,
+        device=torch.device("cpu"),
+        seed=kw.pop("seed", 0),
+        **kw,
+    )
+
+
+def run_chain(root: Path, extra: list[str] | tuple[str, ...] = (), seed: int = 0) -> Run:
+    cfg = _config(extra)
+    method = ASPCDA(cfg)
+    data = without_labels(load_dataset(cfg.dataset))
+    d = {s: root / s for s in ("pretrain", "cluster-init", "select", "refine")}
+    m: dict[str, dict[str, float]] = {}
+    m["pretrain"] = method.pretrain(_ctx(data, d["pretrain"], seed=seed))
+    weights = d["pretrain"] / art.WEIGHTS
+    m["cluster-init"] = method.cluster_init(
+        _ctx(data, d["cluster-init"], weights=weights, seed=seed)
+    )
+    centers = (d["cluster-init"] / art.CENTERS).read_bytes()
+    inputs = {"cluster-init": d["cluster-init"]}
+    m["select"] = method.select(_ctx(data, d["select"], inputs=inputs, seed=seed))
+    m["refine"] = method.refine(_ctx(data, d["refine"], inputs=inputs, weights=weights, seed=seed))
+    return Run(d, m, data, centers)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_chain(tmp_path_factory.mktemp("chain"))
+
+
+def test_pretrain_writes_a_state_dict_and_loss_decreases(chain: Run) -> None:
+    m = chain.metrics["pretrain"]
+    assert np.isfinite(m["loss_first"]) and np.isfinite(m["loss_last"])
+    assert m["loss_last"] < m["loss_first"]
+    state = load_state(chain.dirs["pretrain"] / art.WEIGHTS)
+    assert any(k.startswith("encoder.") for k in state)
+    assert any(k.startswith("decoder.") for k in state)
+    assert state["encoder.0.weight"].shape == (32, 64)
+
+
+def test_cluster_init_artifacts(chain: Run) -> None:
+    d, n = chain.dirs["cluster-init"], chain.data.n
+    k = chain.data.n_clusters
+    z = art.load_npy(d, art.EMBEDDINGS)
+    mu = art.load_npy(d, art.CENTERS)
+    labels = art.load_npy(d, art.LABELS)
+    assert (n, k) == (300, 10)
+    assert z.shape == (n, 10) and z.dtype == np.float32
+    assert mu.shape == (k, 10) and mu.dtype == np.float32
+    assert labels.shape == (n,) and labels.dtype == np.int64
+    assert labels.min() >= 0 and labels.max() < k
+    # labels are nearest-centre
+    d2 = ((z[:, None, :] - mu[None, :, :]) ** 2).sum(-1)
+    assert np.array_equal(labels, d2.argmin(1))
+
+
+def test_selection_artifact(chain: Run) -> None:
+    sel = art.load_npz(chain.dirs["select"], art.SELECTED)
+    w = sel["weights"]
+    assert w.shape == (300,) and w.dtype == np.float32
+    assert set(np.unique(w).tolist()) == {0.0, 1.0}
+    assert np.array_equal(sel["indices"], np.flatnonzero(w))
+    assert sel["indices"].dtype == np.int64 and int(sel["t"]) == 0
+    # t = 0: strictly below the mean clean loss
+    z = art.load_npy(chain.dirs["cluster-init"], art.EMBEDDINGS).astype(np.float64)
+    mu = art.load_npy(chain.dirs["cluster-init"], art.CENTERS).astype(np.float64)
+    losses = ((z[:, None, :] - mu[None]) ** 2).sum(-1).min(1)
+    assert float(sel["threshold"]) == pytest.approx(losses.mean(), rel=1e-4)
+    assert chain.metrics["select"]["n_selected"] == w.sum()
+
+
+def test_refine_artifacts_and_frozen_centres(chain: Run) -> None:
+    d = chain.dirs["refine"]
+    assert (chain.dirs["cluster-init"] / art.CENTERS).read_bytes() == chain.centers_before
+    labels = art.load_npy(d, art.LABELS)
+    assert labels.shape == (300,) and labels.dtype == np.int64
+    assert labels.min() >= 0 and labels.max() < 10
+    assert art.load_npy(d, art.EMBEDDINGS).shape == (300, 10)
+    w = art.load_npz(d, art.SELECTED)["weights"]
+    assert w.shape == (300,) and set(np.unique(w).tolist()) <= {0.0, 1.0}
+    history = [json.loads(line) for line in (d / art.HISTORY).read_text().splitlines()]
+    assert [h["t"] for h in history] == list(range(len(history)))
+    assert 1 <= len(history) <= 3
+    assert chain.metrics["refine"]["iterations"] == len(history)
+    assert (d / art.MODEL).is_file()
+
+
+def test_refine_moves_labels_at_a_normal_lr(chain: Run) -> None:
+    # control for the stop-rule test below: with lr 0.01 the labels do change
+    assert chain.metrics["refine"]["last_delta"] > 0
+    assert chain.metrics["refine"]["iterations"] == 3
+
+
+def test_stop_rule_fires_when_labels_never_change(tmp_path: Path) -> None:
+    run = run_chain(tmp_path, ["refine.lr=1e-12"])
+    assert run.metrics["refine"]["iterations"] == 1
+    assert run.metrics["refine"]["last_delta"] == 0.0
+    init = art.load_npy(run.dirs["cluster-init"], art.LABELS)
+    assert np.array_equal(art.load_npy(run.dirs["refine"], art.LABELS), init)
+
+
+def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
+    again = run_chain(tmp_path)
+    for stage, name in [("cluster-init", art.LABELS), ("refine", art.LABELS)]:
+        a = art.load_npy(chain.dirs[stage], name)
+        b = art.load_npy(again.dirs[stage], name)
+        assert np.array_equal(a, b)
+    assert again.metrics == chain.metrics
+
+
+def test_stage_runner_hides_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dcflow.stages.hooks import run_hook
+
+    seen: list[np.ndarray | None] = []
+
+    def spy(name: str) -> Callable[[ASPCDA, StageContext], dict[str, float]]:
+        original = getattr(ASPCDA, name)
+
+        def wrapped(self: ASPCDA, ctx: StageContext) -> dict[str, float]:
+            seen.append(ctx.data.y)
+            return original(self, ctx)
+
+        return wrapped
+
+    for name in ("pretrain", "cluster_init", "select", "refine"):
+        monkeypatch.setattr(ASPCDA, name, spy(name))
+    cfg = _config(["pretrain.epochs=1", "refine.max_iter=1"]).to_json()
+    store = tmp_path / "w.pt"
+    run_hook("pretrain", cfg, {}, str(tmp_path / "p"))
+    (tmp_path / "p" / art.WEIGHTS).rename(store)
+    from dcflow.storage import sha256_file
+
+    sha = sha256_file(store)
+    run_hook("cluster-init", cfg, {}, str(tmp_path / "c"), str(store), sha)
+    inputs = {"cluster-init": str(tmp_path / "c")}
+    run_hook("confident-sample-selection", cfg, inputs, str(tmp_path / "s"))
+    run_hook("refine", cfg, inputs, str(tmp_path / "r"), str(store), sha)
+    assert len(seen) == 4
+    assert all(y is None for y in seen)
+    report = art.load_json(tmp_path / "r", art.REPORT)
+    assert report["stage"] == "refine" and "iterations" in report["metrics"]
+
+
+def test_without_labels_keeps_everything_else() -> None:
+    data = load_dataset(_config().dataset)
+    hidden = without_labels(data)
+    assert hidden.y is None and data.y is not None
+    assert hidden.x is data.x and hidden.index is data.index
+    assert hidden.n_clusters == data.n_clusters
+
+
+def _bad_weights(kind: str, path: Path) -> None:
+    if kind == "list":
+        torch.save([torch.zeros(2), torch.ones(3)], path)
+    elif kind == "ints":
+        torch.save({"encoder.0.weight": 3}, path)
+    elif kind == "bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(256))
+    else:  # a pickled arbitrary object: refused by weights_only loading
+        buf = io.BytesIO()
+        torch.save({"x": torch.zeros(1), "obj": Path("/")}, buf)
+        path.write_bytes(buf.getvalue())
+
+
+@pytest.mark.parametrize("kind", ["list", "ints", "bytes", "object"])
+def test_weights_that_are_not_a_state_dict(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "bad.pt"
+    _bad_weights(kind, path)
+    with pytest.raises(WeightsError, match=r"bad\.pt"):
+        load_state(path)
+    method = ASPCDA(_config())
+    data = without_labels(load_dataset(_config().dataset))
+    with pytest.raises(WeightsError):
+        method.cluster_init(_ctx(data, tmp_path / "out", weights=path))
+
+
+def test_weights_of_the_wrong_shape(tmp_path: Path) -> None:
+    from dcflow.models import AutoEncoder
+
+    path = tmp_path / "other.pt"
+    torch.save(AutoEncoder([64, 16, 10]).state_dict(), path)
+    data = without_labels(load_dataset(_config().dataset))
+    with pytest.raises(WeightsError, match="do not fit"):
+        ASPCDA(_config()).cluster_init(_ctx(data, tmp_path / "out", weights=path))
+
+
+def test_stage_without_weights(tmp_path: Path) -> None:
+    data = without_labels(load_dataset(_config().dataset))
+    with pytest.raises(WeightsError, match="needs pretrained weights"):
+        ASPCDA(_config()).cluster_init(_ctx(data, tmp_path / "out"))

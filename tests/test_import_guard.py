@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dcflow
+
+SRC = Path(dcflow.__file__).parent
+SOURCES = sorted(SRC.rglob("*.py"))
+
+
+def _imported_roots(path: Path) -> set[str]:
+    """Root package of every import anywhere in the file (nested ones included)."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_sources_found() -> None:
+    names = {p.relative_to(SRC).as_posix() for p in SOURCES}
+    assert {"tracking.py", "storage.py", "config.py", "methods/aspc_da.py"} <= names
+
+
+def test_walker_sees_nested_imports(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import os\n"
+        "def f():\n"
+        "    if True:\n"
+        "        from kfp import dsl\n"
+        "    import mlflow.tracking\n"
+        "class C:\n"
+        "    def g(self):\n"
+        "        import boto3\n"
+        "from . import sibling\n"
+    )
+    assert _imported_roots(path) == {"os", "kfp", "mlflow", "boto3"}
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(SRC).as_posix())
+def test_library_never_imports_kfp(path: Path) -> None:
+    assert "kfp" not in _imported_roots(path)
+
+
+@pytest.mark.parametrize(
+    ("package", "owner"),
+    [("mlflow", "tracking.py"), ("boto3", "storage.py"), ("botocore", "storage.py")],
+)
+def test_service_clients_live_in_one_module(package: str, owner: str) -> None:
+    users = sorted(p.relative_to(SRC).as_posix() for p in SOURCES if package in _imported_roots(p))
+    assert users == [owner]
+
+
+def test_importing_every_module_leaves_kfp_unloaded() -> None:
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        "import dcflow\n"
+        "names = [m.name for m in pkgutil.walk_packages(dcflow.__path__, 'dcflow.')]\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps({'names': names, 'kfp': sorted(m for m in sys.modules"
+        " if m == 'kfp' or m.startswith('kfp.'))}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"dcflow.methods.aspc_da", "dcflow.stages.evaluate", "dcflow.tracking"} <= set(
+        result["names"]
+    )
+    assert result["kfp"] == []
