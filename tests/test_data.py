@@ -11,7 +11,7 @@ from dcflow.config import DatasetConfig
 from dcflow.data import load_dataset
 from dcflow.errors import ConfigError, DataError
 
-USPS = Path("/work/shared/data/usps.npz")
+USPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "usps.npz"
 
 WriteNpz = Callable[..., Path]
 
