@@ -21,14 +21,6 @@ from dcflow_components import (
 from kfp import dsl
 
 GPU_RESOURCE = "nvidia.com/gpu"
-LAYOUT = (
-    "download-weights",
-    "pretrain",
-    "cluster-init",
-    "confident-sample-selection",
-    "refine",
-    "evaluate",
-)
 
 
 class _Stager:
@@ -80,10 +72,11 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
         gpus: GPUs requested by each training stage (0 removes the request).
         default_config: run config JSON used when the pipeline is started without one.
     """
+    from dcflow.methods.base import STAGES
     from dcflow.registry import get_method
 
     cls = get_method(method)
-    if cls.stages != LAYOUT:
+    if cls.stages != STAGES:
         raise NotImplementedError(f"no pipeline layout for stages {cls.stages}")
     stage = _Stager(cls.training_stages, gpus)
 
