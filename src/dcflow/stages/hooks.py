@@ -16,6 +16,7 @@ from dcflow.stages.common import (
     load_run,
     seed_everything,
     select_device,
+    weights_key,
     without_labels,
 )
 from dcflow.storage import fetch_weights
@@ -71,6 +72,7 @@ def run_hook(
         )
         metrics = getattr(method, HOOKS[stage])(ctx)
     curves = ctx.curves.to_dict()
-    if not finish_report:
-        return {"metrics": metrics, "curves": curves}
+    if not finish_report:  # pretrain publishes its weights under the cache key before finishing
+        key = weights_key(cfg.method, data, method.pretrain_config(), cfg.seed)
+        return {"metrics": metrics, "curves": curves, "weights_key": key}
     return finish(stage, started, out, metrics, curves)

@@ -8,6 +8,7 @@ it again before loading.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -59,13 +60,12 @@ def pretrain(
 
     started = started or time.time()
     report = run_hook("pretrain", config_json, {}, out_dir, started=started, finish_report=False)
-    cfg, data = load_run(config_json)
-    method = get_method(cfg.method)(cfg)
+    method = json.loads(config_json)["method"]
     local = Path(out_dir) / art.WEIGHTS
     if not local.is_file():
-        raise WeightsError(f"{cfg.method} pretrain wrote no {art.WEIGHTS}")
-    key = weights_key(cfg.method, data, method.pretrain_config(), cfg.seed)
-    stored = WeightsStore(weights_store or default_weights_store()).publish(cfg.method, key, local)
+        raise WeightsError(f"{method} pretrain wrote no {art.WEIGHTS}")
+    store = WeightsStore(weights_store or default_weights_store())
+    stored = store.publish(method, report["weights_key"], local)
     emit(f"  weights stored: {stored.uri}")
     final = finish("pretrain", started, out_dir, report["metrics"], report["curves"])
     return {"weights_uri": stored.uri, "weights_sha256": stored.sha256, "report": final}
