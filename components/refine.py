@@ -1,6 +1,6 @@
 """refine: the method's (semi-)supervised refinement from the confident samples."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from dcflow_components._base import COMPONENT_KWARGS
 from kfp import dsl
@@ -14,8 +14,8 @@ def refine(
     weights_sha256: str,
     reports: str,
     init: Input[Artifact],
-    selection: Input[Artifact],
     out: Output[Artifact],
+    selection: Optional[Input[Artifact]] = None,  # noqa: UP045  (KFP parses Optional only)
 ) -> NamedTuple("Outputs", reports=str):
     """Refine the clustering; writes the final assignment."""
     import json
@@ -24,6 +24,8 @@ def refine(
     started = time.time()
     from dcflow.stages.hooks import run_hook
 
-    inputs = {"cluster-init": init.path, "confident-sample-selection": selection.path}
+    inputs = {"cluster-init": init.path}
+    if selection is not None:  # methods without a selection stage (ProPos, HaDis)
+        inputs["confident-sample-selection"] = selection.path
     r = run_hook("refine", config, inputs, out.path, weights_uri, weights_sha256, started=started)
     return (json.dumps([*json.loads(reports), r]),)

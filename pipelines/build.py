@@ -64,20 +64,37 @@ def _weights(stage: _Stager, config: Any, weights_store: Any) -> tuple[Any, Any,
     )
 
 
+def check_layout(stages: tuple[str, ...]) -> None:
+    """Reject stage tuples the builder cannot lay out.
+
+    A layout is ``STAGES`` with any of pretrain (with download-weights), confident-sample-selection
+    and refine left out; cluster-init and evaluate are always there, in the order of ``STAGES``.
+    """
+    from dcflow.methods.base import STAGES
+
+    ordered = tuple(s for s in STAGES if s in stages)
+    ok = (
+        ordered == stages
+        and {"cluster-init", "evaluate"} <= set(stages)
+        and (("download-weights" in stages) == ("pretrain" in stages))
+    )
+    if not ok:
+        raise ValueError(f"no pipeline layout for stages {stages}")
+
+
 def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
-    """Return the ``@dsl.pipeline`` for ``method``.
+    """Return the ``@dsl.pipeline`` for ``method``, laid out from its declared stages.
 
     Args:
         method: registered method name.
         gpus: GPUs requested by each training stage (0 removes the request).
         default_config: run config JSON used when the pipeline is started without one.
     """
-    from dcflow.methods.base import STAGES
     from dcflow.registry import get_method
 
     cls = get_method(method)
-    if cls.stages != STAGES:
-        raise NotImplementedError(f"no pipeline layout for stages {cls.stages}")
+    check_layout(cls.stages)
+    stages = set(cls.stages)
     stage = _Stager(cls.training_stages, gpus)
 
     @dsl.pipeline(name=f"dcflow-{method}", description=f"{cls.name}: {cls.paper}")
@@ -87,34 +104,44 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
         tracking_uri: str = "",
         experiment: str = "dcflow",
     ) -> str:
-        uri, sha, reports = _weights(stage, config, weights_store)
+        uri: Any = ""
+        sha: Any = ""
+        reports: Any = "[]"
+        if "pretrain" in stages:
+            uri, sha, reports = _weights(stage, config, weights_store)
         init = stage(
             cluster_init(config=config, weights_uri=uri, weights_sha256=sha, reports=reports),
             "cluster-init",
         )
-        sel = stage(
-            confident_sample_selection(
-                config=config, reports=init.outputs["reports"], init=init.outputs["out"]
-            ),
-            "confident-sample-selection",
-        )
-        ref = stage(
-            refine(
-                config=config,
-                weights_uri=uri,
-                weights_sha256=sha,
-                reports=sel.outputs["reports"],
-                init=init.outputs["out"],
-                selection=sel.outputs["out"],
-            ),
-            "refine",
-        )
+        final, reports = init, init.outputs["reports"]
+        selection: dict[str, Any] = {}
+        if "confident-sample-selection" in stages:
+            sel = stage(
+                confident_sample_selection(
+                    config=config, reports=reports, init=init.outputs["out"]
+                ),
+                "confident-sample-selection",
+            )
+            selection, reports = {"selection": sel.outputs["out"]}, sel.outputs["reports"]
+        if "refine" in stages:
+            final = stage(
+                refine(
+                    config=config,
+                    weights_uri=uri,
+                    weights_sha256=sha,
+                    reports=reports,
+                    init=init.outputs["out"],
+                    **selection,
+                ),
+                "refine",
+            )
+            reports = final.outputs["reports"]
         ev = stage(
             evaluate(
                 config=config,
-                reports=ref.outputs["reports"],
+                reports=reports,
                 init=init.outputs["out"],
-                final=ref.outputs["out"],
+                final=final.outputs["out"],
                 tracking_uri=tracking_uri,
                 experiment=experiment,
                 job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,

@@ -65,6 +65,8 @@ class Method:
         stages: the stages this method's pipeline runs, in order.
         training_stages: stages that request a GPU on a cluster.
         pretrain_sections: top-level config keys that determine the pretrained weights.
+        weights_owner: method whose weights this one starts from (``uldc`` from ``cc``); the
+            weights cache is keyed by it, so either method reuses the other's pretraining.
     """
 
     name: ClassVar[str] = ""
@@ -73,6 +75,7 @@ class Method:
     stages: ClassVar[tuple[str, ...]] = STAGES
     training_stages: ClassVar[frozenset[str]] = frozenset({"pretrain", "refine"})
     pretrain_sections: ClassVar[tuple[str, ...]] = ("pretrain",)
+    weights_owner: ClassVar[str] = ""
 
     def __init__(self, run: RunConfig) -> None:
         self.run = run
@@ -82,6 +85,11 @@ class Method:
     def config_model(cls) -> type[BaseModel]:
         """The pydantic class validating ``params``."""
         return cls.Config
+
+    @classmethod
+    def weights_name(cls) -> str:
+        """Name under which this method's pretrained weights are cached."""
+        return cls.weights_owner or cls.name
 
     def pretrain_config(self) -> dict[str, Any]:
         """The part of the config that determines the pretrained weights (cache key input)."""

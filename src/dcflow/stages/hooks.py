@@ -73,6 +73,7 @@ def run_hook(
         metrics = getattr(method, HOOKS[stage])(ctx)
     curves = ctx.curves.to_dict()
     if not finish_report:  # pretrain publishes its weights under the cache key before finishing
-        key = weights_key(cfg.method, data, method.pretrain_config(), cfg.seed)
-        return {"metrics": metrics, "curves": curves, "weights_key": key}
+        owner = method.weights_name()
+        key = weights_key(owner, data, method.pretrain_config(), cfg.seed)
+        return {"metrics": metrics, "curves": curves, "weights_key": key, "weights_owner": owner}
     return finish(stage, started, out, metrics, curves)

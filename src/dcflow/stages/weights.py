@@ -35,8 +35,8 @@ def download_weights(
     emit("start download-weights")
     cfg, data = load_run(config_json)
     method = get_method(cfg.method)(cfg)
-    key = weights_key(cfg.method, data, method.pretrain_config(), cfg.seed)
-    hit = WeightsStore(weights_store or default_weights_store()).lookup(cfg.method, key)
+    key = weights_key(method.weights_name(), data, method.pretrain_config(), cfg.seed)
+    hit = WeightsStore(weights_store or default_weights_store()).lookup(method.weights_name(), key)
     emit(
         f"  weights cache hit: {hit.uri}"
         if hit
@@ -60,12 +60,11 @@ def pretrain(
 
     started = started or time.time()
     report = run_hook("pretrain", config_json, {}, out_dir, started=started, finish_report=False)
-    method = json.loads(config_json)["method"]
     local = Path(out_dir) / art.WEIGHTS
     if not local.is_file():
-        raise WeightsError(f"{method} pretrain wrote no {art.WEIGHTS}")
+        raise WeightsError(f"{json.loads(config_json)['method']} pretrain wrote no {art.WEIGHTS}")
     store = WeightsStore(weights_store or default_weights_store())
-    stored = store.publish(method, report["weights_key"], local)
+    stored = store.publish(report["weights_owner"], report["weights_key"], local)
     emit(f"  weights stored: {stored.uri}")
     final = finish("pretrain", started, out_dir, report["metrics"], report["curves"])
     return {"weights_uri": stored.uri, "weights_sha256": stored.sha256, "report": final}
