@@ -85,10 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--experiment", default="dcflow", help="MLflow experiment name (default dcflow)"
     )
+    run.add_argument(
+        "--tag",
+        dest="tags",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra MLflow tag on the run, e.g. --tag team=vision (repeatable)",
+    )
     run.add_argument("--json", metavar="FILE", help="write the run summary as JSON")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     cfg = sub.add_parser("config", help="print the effective config of a run without running it")
     _add_run_args(cfg)
+    from dcflow.compare.cli import add_parsers
+
+    add_parsers(sub)
     sub.add_parser("methods", help="list the registered methods and their stages")
     sub.add_parser("datasets", help="list the built-in datasets")
     return parser
@@ -120,6 +131,16 @@ def _build_config(args: argparse.Namespace) -> Any:
         args.seed,
         use_preset=not args.no_preset,
     )
+
+
+def _parse_tags(items: list[str]) -> dict[str, str]:
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--tag expects KEY=VALUE, got {item!r}")
+        tags[key.strip()] = value
+    return tags
 
 
 def _cmd_methods() -> int:
@@ -174,6 +195,7 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
     from dcflow.stages.common import default_weights_store
 
     cfg = _build_config(args)
+    cfg = cfg.model_copy(update={"tags": {**cfg.tags, **_parse_tags(args.tags)}})
     uri = tracking.resolve_tracking_uri()
     tracking.check_reachable(uri)
     store = args.weights_store or default_weights_store()
@@ -201,6 +223,8 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
         )
         summary["artifacts"] = f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
     summary["wall_seconds"] = round(time.time() - started, 3)
+    wall = {"wall_seconds": summary["wall_seconds"]}
+    tracking.log_metrics(uri, summary["mlflow"]["run_id"], wall)
     ordered = {
         k: summary[k]
         for k in (
@@ -238,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_config(args)
         if args.command == "run":
             return _cmd_run(args, started)
+        if args.command in ("compare", "report"):
+            from dcflow.compare.cli import dispatch
+
+            return dispatch(args)
         raise ConfigError(f"unknown command {args.command}")
     except DcflowError as exc:
         print(f"dcflow: error: {exc}", file=sys.stderr)

@@ -49,7 +49,10 @@ class DatasetConfig(StrictModel):
 
 
 class RunConfig(StrictModel):
-    """One pipeline run: method, data, seed, device and the method's hyper-parameters."""
+    """One pipeline run: method, data, seed, device and the method's hyper-parameters.
+
+    ``tags`` are extra MLflow tags (``comparison`` id, ...); they never change results.
+    """
 
     method: str
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -57,6 +60,7 @@ class RunConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialise for the KFP boundary (one JSON string parameter)."""

@@ -9,6 +9,7 @@ store ``./mlflow.db`` whose artifacts go to ``./.dcflow/mlartifacts``.
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,97 @@ def _log_stage(
     client.log_batch(cid, metrics=[Metric(k, float(v), ts, 0) for k, v in values.items()])
     _log_curves(client, cid, r.get("curves", {}), ts)
     client.set_terminated(cid, end_time=ts)
+
+
+def _client(tracking_uri: str) -> tuple[Any, str]:
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    return MlflowClient(tracking_uri=uri), uri
+
+
+def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
+    """Add final metrics (e.g. ``wall_seconds``, known only after the pipeline) to a run."""
+    from mlflow.entities import Metric
+
+    client, uri = _client(tracking_uri)
+    ts = int(time.time() * 1000)
+    try:
+        client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()])
+    except Exception as exc:  # noqa: BLE001
+        raise ServiceError(f"MLflow logging to {uri} failed: {str(exc)[:200]}") from None
+
+
+def pipeline_runs(tracking_uri: str, experiment: str, comparison: str = "") -> list[dict[str, Any]]:
+    """Finished pipeline (parent) runs of ``experiment``, optionally of one comparison only.
+
+    Returns:
+        One dict per run: ``run_id``, ``tags``, ``metrics`` (latest values), ``start_time``.
+    """
+    client, uri = _client(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        raise ServiceError(f"MLflow at {uri} has no experiment {experiment!r}")
+    query = "tags.`dcflow.kind` = 'pipeline'"
+    if comparison:
+        query += f" and tags.comparison = '{comparison}'"
+    runs = client.search_runs([exp.experiment_id], filter_string=query, max_results=5000)
+    return [
+        {
+            "run_id": r.info.run_id,
+            "tags": dict(r.data.tags),
+            "metrics": dict(r.data.metrics),
+            "start_time": r.info.start_time,
+        }
+        for r in runs
+    ]
+
+
+def stage_curves(tracking_uri: str, parent_id: str) -> dict[str, dict[str, list[list[float]]]]:
+    """Per-step curves of each stage (child run) of a run: ``{stage: {key: [[step, v]]}}``."""
+    client, _ = _client(tracking_uri)
+    exp_id = client.get_run(parent_id).info.experiment_id
+    children = client.search_runs(
+        [exp_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=100
+    )
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for child in children:
+        stage = child.data.tags.get("stage", child.info.run_name)
+        for key in child.data.metrics:
+            hist = client.get_metric_history(child.info.run_id, key)
+            if len(hist) > 1:
+                out.setdefault(stage, {})[key] = [[m.step, m.value] for m in hist]
+    return out
+
+
+def download_file(tracking_uri: str, run_id: str, name: str, dst: Path) -> Path | None:
+    """Copy one artifact file of a run into ``dst`` (a directory); ``None`` when it is absent."""
+    client, _ = _client(tracking_uri)
+    if name not in {f.path for f in client.list_artifacts(run_id)}:
+        return None
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, name, str(dst)))
+
+
+def log_comparison_run(
+    tracking_uri: str, experiment: str, comparison: str, params: dict[str, str], files: list[Path]
+) -> str:
+    """One parent "comparison" run holding the report and its plots; returns its run id."""
+    client, uri = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment, uri)
+    query = f"tags.`dcflow.kind` = 'comparison' and tags.comparison = '{comparison}'"
+    for old in client.search_runs([exp_id], filter_string=query):
+        client.delete_run(old.info.run_id)  # a rebuilt report replaces the previous one
+    run = client.create_run(
+        exp_id,
+        run_name=f"comparison-{comparison}",
+        tags={"dcflow.kind": "comparison", "comparison": comparison},
+    )
+    rid = run.info.run_id
+    for k, v in params.items():
+        client.log_param(rid, k, v[:6000])
+    for f in files:
+        client.log_artifact(rid, str(f), "plots" if f.suffix == ".png" else None)
+    client.set_terminated(rid)
+    return str(rid)

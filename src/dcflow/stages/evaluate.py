@@ -62,6 +62,7 @@ def _params(config_json: str) -> dict[str, Any]:
     """MLflow params: run keys (``dataset.name``, ``seed``...) and method keys (``pretrain.lr``)."""
     run = json.loads(config_json)
     params = run.pop("params")
+    run.pop("tags", None)  # tags go to MLflow as tags, not params
     return {**flatten(run), **flatten(params)}
 
 
@@ -127,6 +128,7 @@ def evaluate(
     metrics, init_metrics, files = score(data, init_dir, final_dir, out, title)
     report = finish("evaluate", started, out, metrics)
     tags = {
+        **cfg.tags,
         "method": cfg.method,
         "dataset": cfg.dataset.name,
         "seed": str(cfg.seed),

@@ -20,12 +20,18 @@ class _Toy(Method):
         km = KMeans(ctx.data.n_clusters, n_init=2, seed=ctx.seed)
         labels = km.fit_predict(x)
         art.save_npy(ctx.out, art.LABELS, labels.numpy().astype(np.int64))
+        d = torch.cdist(x, km.cluster_centers_)
+        proba = torch.softmax(-d / d.mean(), dim=1)
+        art.save_npy(ctx.out, art.PROBA, proba.numpy().astype(np.float32))
         return {"inertia": float(km.inertia_)}
 
     def refine(self, ctx: StageContext) -> dict[str, float]:
         labels = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.LABELS))
         assert "confident-sample-selection" not in ctx.inputs
         art.save_npy(ctx.out, art.LABELS, labels.numpy())
+        art.save_npy(ctx.out, art.PROBA, art.load_npy(ctx.inputs["cluster-init"], art.PROBA))
+        for step in range(3):
+            ctx.curves.log(step, loss=1.0 / (step + 1), selected_fraction=0.5 + 0.1 * step)
         return {"changed": 0.0}
 
 

@@ -1,0 +1,81 @@
+"""Run the missing cells of a comparison grid, one ``dcflow run`` process per cell.
+
+A cell is done when its JSON summary exists (written atomically by ``dcflow run --json`` after the
+run finished and was logged), so an interrupted comparison resumes with the missing cells only.
+Each cell runs in its own process: a failing method cannot take the others down.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcflow.compare.plan import Plan, RunKey, summary_path
+from dcflow.errors import ConfigError
+from dcflow.progress import emit
+
+
+@dataclass
+class Outcome:
+    """Counts of one ``compare`` invocation."""
+
+    reused: list[RunKey] = field(default_factory=list)
+    ran: list[RunKey] = field(default_factory=list)
+    failed: dict[RunKey, str] = field(default_factory=dict)
+
+
+def scoped_overrides(overrides: list[str], method: str, methods: list[str]) -> list[str]:
+    """``--set`` items for one method: plain ``k=v`` apply to all, ``method:k=v`` to that one."""
+    out = []
+    for item in overrides:
+        scope, sep, rest = item.partition(":")
+        if sep and "=" not in scope:
+            if scope not in methods:
+                raise ConfigError(f"--set {item!r}: {scope!r} is not one of the compared methods")
+            if scope == method:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
+
+
+def command(plan: Plan, key: RunKey, out: Path) -> list[str]:
+    """The ``dcflow run`` command line of one cell."""
+    cmd = [sys.executable, "-m", "dcflow.cli", "run", key.method, "--dataset", key.dataset]
+    cmd += ["--seed", str(key.seed), "--experiment", plan.experiment, "--quiet"]
+    cmd += ["--tag", f"comparison={plan.comparison}", "--artifacts", str(out / "artifacts")]
+    cmd += ["--json", str(summary_path(out, key))]
+    if plan.data_dir:
+        cmd += ["--data-dir", plan.data_dir]
+    for item in scoped_overrides(plan.overrides, key.method, plan.methods):
+        cmd += ["--set", item]
+    return cmd
+
+
+def run_grid(plan: Plan, out: Path) -> Outcome:
+    """Run every cell without a summary; report progress on stderr."""
+    outcome = Outcome()
+    keys = plan.keys()
+    for i, key in enumerate(keys, 1):
+        label = f"[{i}/{len(keys)}] {key.method} on {key.dataset} seed {key.seed}"
+        if summary_path(out, key).is_file():
+            outcome.reused.append(key)
+            emit(f"{label}: done earlier, reused")
+            continue
+        emit(f"{label}: running")
+        started = time.time()
+        proc = subprocess.run(command(plan, key, out), capture_output=True, text=True)
+        if proc.returncode != 0 or not summary_path(out, key).is_file():
+            lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+            outcome.failed[key] = lines[-1] if lines else f"exit code {proc.returncode}"
+            emit(f"{label}: FAILED ({outcome.failed[key]})")
+            continue
+        outcome.ran.append(key)
+        metrics = json.loads(summary_path(out, key).read_text())["metrics"]
+        shown = " ".join(f"{k.upper()} {v:.3f}" for k, v in metrics.items() if len(k) <= 3)
+        emit(f"{label}: {shown} ({time.time() - started:.0f} s)")
+    return outcome
