@@ -10,6 +10,7 @@ from dcflow_components.download_weights import download_weights
 from dcflow_components.evaluate import evaluate
 from dcflow_components.pretrain import pretrain
 from dcflow_components.refine import refine
+from dcflow_components.report import report
 from dcflow_components.verify_weights import verify_weights
 
 COMPONENTS = {
@@ -20,6 +21,7 @@ COMPONENTS = {
     "confident-sample-selection": confident_sample_selection,
     "refine": refine,
     "evaluate": evaluate,
+    "report": report,
 }
 
 __all__ = ["COMPONENTS", *sorted(k.replace("-", "_") for k in COMPONENTS)]

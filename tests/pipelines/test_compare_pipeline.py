@@ -1,0 +1,66 @@
+"""The comparison pipeline: nested method branches joined by a report stage, run with kfp.local."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = Path(__file__).parent / "plugins"
+sys.path.insert(0, str(ROOT / "pipelines"))
+
+import compile as compile_cli  # noqa: E402
+from dcflow_pipelines.compare_pipeline import build_comparison, cell_configs  # noqa: E402
+
+
+@pytest.fixture
+def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    sys.path.insert(0, str(PLUGINS))
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
+    monkeypatch.setenv("DCFLOW_PLUGINS", "toy_layout")
+    import dcflow.methods as methods
+
+    methods._load_plugins()
+
+
+def test_cells_carry_the_comparison_tag_and_scoped_overrides() -> None:
+    cells = cell_configs(
+        ["aspc-da"], ["digits"], [0, 3], "c1", ["aspc-da:pretrain.epochs=2", "threads=1"]
+    )
+    assert [name for name, _ in cells] == ["aspc-da-digits-s0", "aspc-da-digits-s3"]
+    cfg = yaml.safe_load(cells[1][1])
+    assert cfg["tags"] == {"comparison": "c1"} and cfg["seed"] == 3
+    assert cfg["params"]["pretrain"]["epochs"] == 2 and cfg["threads"] == 1
+
+
+def test_comparison_compiles_with_parallel_branches(tmp_path: Path) -> None:
+    from kfp import compiler
+
+    cells = cell_configs(["aspc-da"], ["digits"], [0, 1], "c2")
+    path = tmp_path / "cmp.yaml"
+    compiler.Compiler().compile(build_comparison(cells, "c2", gpus=1), str(path))
+    spec = yaml.safe_load(path.read_text())
+    compile_cli.validate(spec)
+    tasks = spec["root"]["dag"]["tasks"]
+    branches = [t for t in tasks if t != "report"]
+    assert len(branches) == 2
+    assert sorted(tasks["report"]["dependentTasks"]) == sorted(branches)
+    for b in branches:  # branches depend on nothing: they run in parallel
+        assert not tasks[b].get("dependentTasks")
+
+
+def test_comparison_runs_locally(plugins: None, tmp_path: Path) -> None:
+    from kfp import local
+
+    cells = cell_configs(
+        ["toy-init-only", "toy-init-refine"], ["digits"], [0], "c3", ["dataset.limit=150"]
+    )
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "root"),
+        raise_on_error=True,
+    )
+    task = build_comparison(cells, "c3", gpus=0)(tracking_uri=f"sqlite:///{tmp_path}/m.db")
+    lines = [ln for ln in task.output.splitlines() if ln.startswith("| digits")]
+    assert [ln.split("|")[2].strip() for ln in lines] == ["toy-init-only", "toy-init-refine"]
