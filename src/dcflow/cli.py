@@ -7,9 +7,12 @@ their class (see :mod:`dcflow.errors`): 2 config, 3 data, 4 weights, 5 service, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="extra MLflow tag on the run, e.g. --tag team=vision (repeatable)",
     )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse stages an earlier (killed or finished) run completed with the same inputs "
+        "(checked by content hash); recompute the rest",
+    )
     run.add_argument("--json", metavar="FILE", help="write the run summary as JSON")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     cfg = sub.add_parser("config", help="print the effective config of a run without running it")
@@ -172,7 +181,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     print(f"\n{'stage':28s} {'seconds':>8s}  notes")
     for stage, rep in summary["stages"].items():
         notes = (
-            "skipped (cached weights)"
+            ("skipped (cached weights)" if stage == "pretrain" else "reused (--resume)")
             if rep["skipped"]
             else " ".join(f"{k}={v:.4g}" for k, v in list(rep["metrics"].items())[:4])
         )
@@ -183,6 +192,24 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"\n{summary['method']} on {summary['dataset']} (n={summary['n_samples']}, seed "
         f"{summary['seed']}): {shown}   wall {summary['wall_seconds']:.1f}s"
     )
+
+
+@contextlib.contextmanager
+def _stage_cache(resume: bool) -> Iterator[None]:
+    """Point the stage processes at the stage cache (always filled; read with ``--resume``)."""
+    from dcflow.stages import resume as cache
+
+    saved = {k: os.environ.get(k) for k in (cache.CACHE_ENV, cache.RESUME_ENV)}
+    os.environ.setdefault(cache.CACHE_ENV, str(Path(".dcflow/stages").resolve()))
+    os.environ[cache.RESUME_ENV] = "1" if resume else "0"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _cmd_run(args: argparse.Namespace, started: float) -> int:
@@ -214,7 +241,8 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             f"dcflow run {cfg.method} on {cfg.dataset.name} (seed {cfg.seed}); log: {log}",
             file=sys.stderr,
         )
-    summary = run_local(cfg, root, store, uri, args.experiment, log, quiet=args.quiet)
+    with _stage_cache(args.resume):
+        summary = run_local(cfg, root, store, uri, args.experiment, log, quiet=args.quiet)
     if remote:
         from dcflow.storage import upload_dir
 
