@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     from dcflow.compare.cli import add_parsers
 
     add_parsers(sub)
+    sync = sub.add_parser(
+        "sync",
+        help="log runs that MLflow could not take (server down mid-run) now",
+        description="Log every run kept in .dcflow/mlflow-pending because MLflow failed at the "
+        "end of the run; each goes to the tracking URI it was meant for unless --tracking-uri.",
+    )
+    sync.add_argument("--tracking-uri", default="", help="log to this MLflow instead")
     sub.add_parser("methods", help="list the registered methods and their stages")
     sub.add_parser("datasets", help="list the built-in datasets")
     return parser
@@ -150,6 +157,17 @@ def _parse_tags(items: list[str]) -> dict[str, str]:
             raise ConfigError(f"--tag expects KEY=VALUE, got {item!r}")
         tags[key.strip()] = value
     return tags
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from dcflow import tracking
+    from dcflow.errors import ServiceError
+
+    logged, left = tracking.flush_pending(args.tracking_uri)
+    print(f"logged {len(logged)} pending run(s) to MLflow; {len(left)} still pending")
+    if left:
+        raise ServiceError(f"{len(left)} run(s) still pending, e.g. {left[0]}")
+    return 0
 
 
 def _cmd_methods() -> int:
@@ -252,7 +270,19 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
         summary["artifacts"] = f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
     summary["wall_seconds"] = round(time.time() - started, 3)
     wall = {"wall_seconds": summary["wall_seconds"]}
-    tracking.log_metrics(uri, summary["mlflow"]["run_id"], wall)
+    if summary["mlflow"].get("pending"):
+        tracking.add_pending_metrics(summary["mlflow"]["pending"], wall)
+        print(
+            f"dcflow: warning: MLflow logging failed ({summary['mlflow']['error']}); the run's "
+            f"metrics and artifacts are kept in {summary['mlflow']['pending']}: run `dcflow sync` "
+            "when the server is back",
+            file=sys.stderr,
+        )
+    else:
+        try:
+            tracking.log_metrics(uri, summary["mlflow"]["run_id"], wall)
+        except DcflowError as exc:  # the run itself is logged; only its wall time is missing
+            print(f"dcflow: warning: wall_seconds not logged: {exc}", file=sys.stderr)
     ordered = {
         k: summary[k]
         for k in (
@@ -288,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_datasets()
         if args.command == "config":
             return _cmd_config(args)
+        if args.command == "sync":
+            return _cmd_sync(args)
         if args.command == "run":
             return _cmd_run(args, started)
         if args.command in ("compare", "report"):

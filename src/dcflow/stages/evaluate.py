@@ -135,7 +135,7 @@ def evaluate(
         "pipeline_job_id": job_id,
         "n_samples": str(data.n),
     }
-    ids = tracking.log_pipeline_run(
+    ids = tracking.log_or_defer(
         tracking_uri=tracking_uri,
         experiment=experiment,
         run_name=f"{cfg.method}-{cfg.dataset.name}-s{cfg.seed}",
@@ -145,7 +145,10 @@ def evaluate(
         stage_reports=[*reports, report],
         files=[out / art.CONFIG, *files],
     )
-    emit(f"  mlflow run {ids['run_id']} in experiment {ids['experiment_id']}")
+    if ids.get("pending"):
+        emit(f"  warning: MLflow logging failed ({ids['error']}); kept in {ids['pending']}")
+    else:
+        emit(f"  mlflow run {ids['run_id']} in experiment {ids['experiment_id']}")
     report["seconds"] = round(time.time() - started, 3)  # MLflow logging is part of the stage
     art.save_json(out, art.REPORT, report)
     return {
