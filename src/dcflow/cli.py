@@ -14,12 +14,19 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dcflow.errors import ConfigError, DataError, DcflowError
 
 EPILOG = """exit codes: 0 ok, 2 bad config/usage, 3 bad data, 4 bad weights, 5 service unreachable,
 6 stage failure, 130 interrupted. Docs: README.md."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``dcflow: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dcflow: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -54,7 +61,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dcflow",
         description="Robust deep clustering methods as Kubeflow pipelines.",
         epilog=EPILOG,
@@ -310,7 +317,10 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dcflow`` command."""
     started = time.time()
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line, code 2) and --help (0)
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         if args.command == "methods":
             return _cmd_methods()
