@@ -155,7 +155,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
     "missing data dir": (
         lambda t: ["run", "aspc-da", "--dataset", "usps", "--data-dir", str(t / "none"), *TINY],
         3,
-        "usps",
+        "does not exist",
     ),
     # services
     "MLflow unreachable": (lambda t: ["run", "aspc-da", *TINY], 5, "unreachable"),
