@@ -6,8 +6,11 @@ Usage::
         [--cpu 1 --memory 2Gi --train-cpu 2 --train-memory 4Gi] [--node-selector K=V ...]
         [--toleration KEY[=VALUE][:EFFECT] ...] [--s3-secret NAME] [--config-map NAME]
         [--retries N] [--pipeline-root s3://bucket/prefix]
-        [--submit --host URL [--experiment NAME] [--run-name NAME] [--namespace NS]
-         [--param K=V ...] [auth options]]
+        [--upload] [--submit] --host URL [--experiment NAME] [--run-name NAME]
+        [--namespace NS] [--param K=V ...] [auth options]
+
+``--upload`` uploads every compiled pipeline (as ``dcflow-<method>``, or a new version of it);
+``--submit`` starts a run of the one compiled pipeline.
 
 Every stage runs in the same image (``--image``, default ``$DCFLOW_IMAGE`` or the release tag):
 the one place the tag is set. The compiled pipeline's default ``config`` parameter is the method's
@@ -16,6 +19,7 @@ digits preset, so it runs as is. Per-stage cluster settings: :mod:`dcflow_pipeli
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--gpus and --retries must be >= 0")
     if args.submit and (not args.host or args.method == "all"):
         parser.error("--submit needs --host URL and one --method")
+    if args.upload and not args.host:
+        parser.error("--upload needs --host URL")
     try:
         settings = settings_from_args(args)
         submit.parse_params(args.params)
@@ -141,9 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         names = method_names() if args.method == "all" else [args.method]
+        paths = []
         for name in names:
             path = compile_method(name, Path(args.out), args.image, settings=settings)
+            paths.append(path)
             print(f"compiled {name} -> {path}")
+        if args.upload:
+            version = time.strftime("%Y%m%d-%H%M%S")
+            print("\n".join(submit.upload(paths, args, version)))
         if args.submit:
             run_id, exp_id = submit.submit(path, args)
             print(f"submitted {path.stem} to {args.host}: run {run_id} (experiment {exp_id})")

@@ -1,4 +1,4 @@
-"""Submit a compiled pipeline YAML to a Kubeflow Pipelines API through the standard KFP client.
+"""Upload or submit compiled pipeline YAMLs to a Kubeflow Pipelines API with the standard client.
 
 Authentication is the client's own: ``--existing-token`` (or a token file mounted at
 ``$KF_PIPELINES_SA_TOKEN_PATH``, which the client reads itself), ``--cookies``, ``--client-id`` /
@@ -24,8 +24,13 @@ AUTH_OPTIONS = ("existing_token", "cookies", "client_id", "other_client_id", "ot
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``--submit`` options of ``compile.py``."""
-    g = parser.add_argument_group("submit to Kubeflow Pipelines")
+    g = parser.add_argument_group("upload to / submit to Kubeflow Pipelines")
     g.add_argument("--submit", action="store_true", help="run the compiled pipeline on --host")
+    g.add_argument(
+        "--upload",
+        action="store_true",
+        help="upload the compiled pipelines to --host (a new version when one exists)",
+    )
     g.add_argument("--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080")
     g.add_argument("--experiment", default="dcflow", help="KFP experiment (default dcflow)")
     g.add_argument("--run-name", help="run name (default dcflow-<method>-<time>)")
@@ -96,6 +101,22 @@ def probe(args: argparse.Namespace, timeout: float = 10.0) -> None:
         raise ServiceError(f"KFP host {args.host} {_describe(exc)}") from None
 
 
+def _client(args: argparse.Namespace) -> Any:
+    import warnings
+
+    import kfp
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module="kfp.client")
+    auth: dict[str, Any] = {k: getattr(args, k) for k in AUTH_OPTIONS if getattr(args, k)}
+    return kfp.Client(
+        host=args.host,
+        namespace=args.namespace or "kubeflow",
+        ssl_ca_cert=args.ssl_ca_cert,
+        proxy=args.proxy,
+        **auth,
+    )
+
+
 def submit(package: Path, args: argparse.Namespace) -> tuple[str, str]:
     """Create (or reuse) the experiment and start a run of ``package``.
 
@@ -106,22 +127,10 @@ def submit(package: Path, args: argparse.Namespace) -> tuple[str, str]:
         ValueError: a malformed ``--param``.
         ServiceError: the host is unreachable or refuses (one line, no credential in it).
     """
-    import warnings
-
-    import kfp
-
-    warnings.filterwarnings("ignore", category=FutureWarning, module="kfp.client")
-    auth: dict[str, Any] = {k: getattr(args, k) for k in AUTH_OPTIONS if getattr(args, k)}
     arguments = parse_params(args.params)
     probe(args)
     try:
-        client = kfp.Client(
-            host=args.host,
-            namespace=args.namespace or "kubeflow",
-            ssl_ca_cert=args.ssl_ca_cert,
-            proxy=args.proxy,
-            **auth,
-        )
+        client = _client(args)
         result = client.create_run_from_pipeline_package(
             str(package),
             arguments=arguments,
@@ -134,3 +143,33 @@ def submit(package: Path, args: argparse.Namespace) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - any client/HTTP failure becomes one line
         raise ServiceError(f"KFP host {args.host} {_describe(exc)}") from None
     return run_id, experiment_id
+
+
+def upload(packages: list[Path], args: argparse.Namespace, version: str) -> list[str]:
+    """Upload each package as pipeline ``dcflow-<method>``, or as a new version when it exists.
+
+    Returns:
+        One line per package saying what was created.
+
+    Raises:
+        ServiceError: the host is unreachable or refuses.
+    """
+    probe(args)
+    done = []
+    try:
+        client = _client(args)
+        for package in packages:
+            name = f"dcflow-{package.stem}"
+            pipeline_id = client.get_pipeline_id(name)
+            if pipeline_id is None:
+                made = client.upload_pipeline(str(package), pipeline_name=name)
+                done.append(f"uploaded pipeline {name} ({made.pipeline_id})")
+            else:
+                label = f"{name}-{version}"
+                client.upload_pipeline_version(
+                    str(package), pipeline_version_name=label, pipeline_id=pipeline_id
+                )
+                done.append(f"uploaded version {label} of pipeline {name} ({pipeline_id})")
+    except Exception as exc:  # noqa: BLE001 - any client/HTTP failure becomes one line
+        raise ServiceError(f"KFP host {args.host} {_describe(exc)}") from None
+    return done

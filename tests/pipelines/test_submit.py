@@ -4,6 +4,7 @@ import json
 import socket
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,7 @@ class StubKFP(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.refuse = refuse
         self.requests: list[dict[str, Any]] = []
+        self.pipelines: dict[str, str] = {}  # name -> id, filled by uploads
 
     @property
     def url(self) -> str:
@@ -57,10 +59,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         self._record()
-        self._answer({})  # healthz; experiment lookup by name: none yet
+        if self.path.startswith("/apis/v2beta1/pipelines?"):
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            name = json.loads(query["filter"][0])["predicates"][0]["stringValue"]
+            found = self.server.pipelines.get(name)
+            self._answer({"pipelines": [{"pipeline_id": found}]} if found else {})
+        else:
+            self._answer({})  # healthz; experiment lookup by name: none yet
 
     def do_POST(self) -> None:  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/apis/v2beta1/pipelines/upload"):
+            self._record(raw)
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            if "name" in query:
+                self.server.pipelines[query["name"][0]] = f"pid-{len(self.server.pipelines)}"
+            self._answer({"pipeline_id": self.server.pipelines.get(query.get("name", [""])[0])})
+            return
+        body = json.loads(raw or b"{}")
         self._record(body)
         if self.path.startswith("/apis/v2beta1/experiments"):
             self._answer({"experiment_id": "exp-1", "display_name": body["display_name"]})
@@ -155,3 +171,18 @@ def test_submit_usage_errors(
     with pytest.raises(SystemExit) as exc:
         compile_cli.main(["--method", "aspc-da", "--out", str(tmp_path), "--submit", *extra])
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_upload_creates_then_versions(stub: StubKFP, tmp_path: Path) -> None:
+    argv = ["--method", "aspc-da", "--out", str(tmp_path), "--upload", "--host", stub.url]
+    assert compile_cli.main(argv) == 0
+    assert compile_cli.main(argv) == 0
+    uploads = [r for r in stub.requests if r["path"].startswith("/apis/v2beta1/pipelines/upload")]
+    assert [r["path"].split("?")[0] for r in uploads] == [
+        "/apis/v2beta1/pipelines/upload",
+        "/apis/v2beta1/pipelines/upload_version",
+    ]
+    assert "name=dcflow-aspc-da" in uploads[0]["path"]
+    assert "pipelineid=pid-0" in uploads[1]["path"].replace("_", "").lower()
+    compiled = (tmp_path / "aspc-da.yaml").read_bytes()
+    assert all(compiled in r["body"] for r in uploads)  # the package itself, byte for byte
