@@ -25,10 +25,6 @@ from typing import Any
 
 import yaml
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # run as a script from a checkout: find dcflow_pipelines
-    sys.path.insert(0, str(HERE.parent))
-
 
 def compile_method(
     method: str, out_dir: Path, image: str, gpus: int | None = None, settings: Any = None

@@ -114,6 +114,8 @@ def test_stage_artifacts_weights_and_mlflow_artifacts_in_the_bucket(
         ("evaluate", "predictions.csv"),
     ]:
         assert f"{run_prefix}/{stage}/out/{name}" in keys, (stage, name)
+    assert first["predictions"].startswith(first["artifacts"] + "/")
+    assert first["predictions"].removeprefix(f"s3://{BUCKET}/") in keys
     weights = [k for k in stack.keys("weights/aspc-da/") if k.endswith("/weights.pt")]
     assert len(weights) == 1
     assert weights[0] + ".sha256" in stack.keys("weights/")
