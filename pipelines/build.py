@@ -4,9 +4,14 @@ download-weights -> (pretrain | verify-weights) -> cluster-init -> confident-sam
 refine -> evaluate. The weights cross the ``dsl.If`` as a (URI, sha256) pair of string parameters
 joined by ``dsl.OneOf`` (kfp.local cannot join artifacts); every other hand-off is an artifact.
 Stage reports travel as a JSON list parameter that each stage extends, so ``evaluate`` can log every
-stage to MLflow whatever branch ran. GPU requests, display names and caching live here.
+stage to MLflow whatever branch ran. Per-stage cluster settings (GPU, CPU and memory requests,
+scheduling, Secret/ConfigMap env, retries, caching of download-weights and pretrain, display names)
+come from :mod:`dcflow_pipelines.cluster`. Caching download-weights is safe: a stale "found" answer
+only leads to verify-weights, which fails on missing or changed weights, and a stale "not found"
+leads to the cached pretrain, whose output is the weights it published.
 """
 
+from dataclasses import replace
 from typing import Any
 
 from dcflow_components import (
@@ -18,22 +23,18 @@ from dcflow_components import (
     refine,
     verify_weights,
 )
+from dcflow_pipelines.cluster import ClusterSettings, apply
 from kfp import dsl
-
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 class _Stager:
-    """Applies the per-stage settings: display name and, for training stages, the GPU request."""
+    """Applies the per-stage cluster settings (see :mod:`dcflow_pipelines.cluster`)."""
 
-    def __init__(self, training: frozenset[str], gpus: int) -> None:
-        self.training, self.gpus = training, gpus
+    def __init__(self, training: frozenset[str], settings: ClusterSettings) -> None:
+        self.training, self.settings = training, settings
 
     def __call__(self, task: Any, stage: str) -> Any:
-        task.set_display_name(stage)
-        if stage in self.training and self.gpus > 0:
-            task.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(self.gpus)
-        return task
+        return apply(task, stage, stage in self.training, self.settings)
 
 
 def _weights(stage: _Stager, config: Any, weights_store: Any) -> tuple[Any, Any, Any]:
@@ -43,7 +44,6 @@ def _weights(stage: _Stager, config: Any, weights_store: Any) -> tuple[Any, Any,
         ``dsl.OneOf`` channels for the weights URI, its sha256 and the stage reports.
     """
     dw = stage(download_weights(config=config, weights_store=weights_store), "download-weights")
-    dw.set_caching_options(False)  # the store's content decides, not the inputs
     with dsl.If(dw.outputs["found"] == False, name="weights-not-cached"):  # noqa: E712
         pre = stage(
             pretrain(config=config, weights_store=weights_store, reports=dw.outputs["reports"]),
@@ -82,22 +82,36 @@ def check_layout(stages: tuple[str, ...]) -> None:
         raise ValueError(f"no pipeline layout for stages {stages}")
 
 
-def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
+def build(
+    method: str,
+    gpus: int | None = None,
+    default_config: str = "",
+    settings: ClusterSettings | None = None,
+) -> Any:
     """Return the ``@dsl.pipeline`` for ``method``, laid out from its declared stages.
 
     Args:
         method: registered method name.
-        gpus: GPUs requested by each training stage (0 removes the request).
+        gpus: GPUs requested by each training stage (0 removes the request); overrides
+            ``settings.gpus`` when given.
         default_config: run config JSON used when the pipeline is started without one.
+        settings: per-stage cluster settings (default :class:`ClusterSettings`).
     """
     from dcflow.registry import get_method
 
     cls = get_method(method)
     check_layout(cls.stages)
     stages = set(cls.stages)
-    stage = _Stager(cls.training_stages, gpus)
+    settings = settings or ClusterSettings()
+    if gpus is not None:
+        settings = replace(settings, gpus=gpus)
+    stage = _Stager(cls.training_stages, settings)
 
-    @dsl.pipeline(name=f"dcflow-{method}", description=f"{cls.name}: {cls.paper}")
+    @dsl.pipeline(
+        name=f"dcflow-{method}",
+        description=f"{cls.name}: {cls.paper}",
+        pipeline_root=settings.pipeline_root or None,
+    )
     def pipeline(
         config: str = default_config,
         weights_store: str = "",
@@ -148,7 +162,6 @@ def build(method: str, gpus: int = 1, default_config: str = "") -> Any:
             ),
             "evaluate",
         )
-        ev.set_caching_options(False)
         return ev.outputs["summary"]
 
     return pipeline

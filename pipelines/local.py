@@ -78,6 +78,8 @@ def run_local(
         sys.stdout = filt  # type: ignore[assignment]
         try:
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+            # cluster settings (requests, retries, kfp-kubernetes) are for KFP backends only
+            warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             local.init(
                 runner=local.SubprocessRunner(use_venv=False),
                 pipeline_root=str(pipeline_root),

@@ -79,3 +79,12 @@ def test_importing_every_module_leaves_kfp_unloaded() -> None:
         result["names"]
     )
     assert result["kfp"] == []
+
+
+def test_components_and_pipelines_use_no_service_client() -> None:
+    """Components and pipelines go through dcflow.storage / dcflow.tracking like everything else."""
+    root = SRC.parents[1]
+    shipped = sorted((root / "components").glob("*.py")) + sorted((root / "pipelines").glob("*.py"))
+    assert any(p.name == "submit.py" for p in shipped)
+    for path in shipped:
+        assert not {"boto3", "botocore", "mlflow"} & _imported_roots(path), path.name

@@ -269,12 +269,16 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
     with _stage_cache(args.resume):
         summary = run_local(cfg, root, store, uri, args.experiment, log, quiet=args.quiet)
     if remote:
+        import shutil
+
         from dcflow.storage import upload_dir
 
-        upload_dir(
-            summary["artifacts"], f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
-        )
-        summary["artifacts"] = f"{args.artifacts.rstrip('/')}/{Path(summary['artifacts']).name}"
+        local = summary["artifacts"]
+        target = f"{args.artifacts.rstrip('/')}/{Path(local).name}"
+        upload_dir(local, target)
+        summary["artifacts"] = target
+        summary["predictions"] = summary["predictions"].replace(local, target, 1)
+        shutil.rmtree(root, ignore_errors=True)  # the bucket holds the run now
     summary["wall_seconds"] = round(time.time() - started, 3)
     wall = {"wall_seconds": summary["wall_seconds"]}
     if summary["mlflow"].get("pending"):

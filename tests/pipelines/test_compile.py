@@ -15,14 +15,15 @@ from dcflow.registry import method_names  # noqa: E402
 
 
 def _executors(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())["deploymentSpec"]["executors"]
+    return next(yaml.safe_load_all(path.read_text()))["deploymentSpec"]["executors"]
 
 
 @pytest.mark.parametrize("method", method_names())
 def test_every_pipeline_compiles_and_validates(method: str, tmp_path: Path) -> None:
     path = compile_cli.compile_method(method, tmp_path, "example.org/dcflow:test", gpus=1)
-    spec = yaml.safe_load(path.read_text())
-    compile_cli.validate(spec)
+    docs = list(yaml.safe_load_all(path.read_text()))
+    assert len(docs) == 2  # PipelineSpec + kfp-kubernetes PlatformSpec
+    compile_cli.validate(docs)
     executors = _executors(path)
     assert {e["container"]["image"] for e in executors.values()} == {"example.org/dcflow:test"}
     gpu = {
