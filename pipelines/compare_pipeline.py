@@ -37,7 +37,9 @@ def cell_configs(
     return cells
 
 
-def build_comparison(cells: list[tuple[str, str]], comparison: str, gpus: int = 1) -> Any:
+def build_comparison(
+    cells: list[tuple[str, str]], comparison: str, gpus: int | None = None, settings: Any = None
+) -> Any:
     """Return the ``@dsl.pipeline`` running every cell in parallel and joining in ``report``."""
     import json
 
@@ -47,7 +49,7 @@ def build_comparison(cells: list[tuple[str, str]], comparison: str, gpus: int = 
     for _, config in cells:
         method = json.loads(config)["method"]
         if method not in pipelines:
-            pipelines[method] = build(method, gpus=gpus)
+            pipelines[method] = build(method, gpus=gpus, settings=settings)
 
     @dsl.pipeline(name=f"dcflow-compare-{comparison}", description="dcflow method comparison")
     def pipeline(

@@ -31,16 +31,37 @@ def compile_method(
 ) -> Path:
     """Compile ``method``'s pipeline to ``out_dir/<method>.yaml`` and return the path."""
     from dcflow_pipelines.build import build
-    from kfp import compiler
 
-    from dcflow.artifacts import atomic_path
     from dcflow.config import build_run_config
     from dcflow.registry import get_method
 
     cfg = build_run_config(method, get_method(method).Config, {"name": "digits"})
     pipeline = build(method, gpus=gpus, default_config=cfg.to_json(), settings=settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{method}.yaml"
+    return write_pipeline(pipeline, out_dir / f"{method}.yaml", image)
+
+
+def compile_comparison(args: argparse.Namespace, settings: Any) -> Path:
+    """Compile the comparison pipeline of ``--compare`` (parallel branches + report stage)."""
+    from dcflow_pipelines.compare_pipeline import build_comparison, cell_configs
+
+    from dcflow.compare.plan import Plan, parse_list, parse_seeds
+    from dcflow.registry import method_names
+
+    methods = method_names() if args.compare == "all" else parse_list(args.compare, "compare")
+    plan = Plan(methods, parse_list(args.datasets, "datasets"), parse_seeds(args.seeds))
+    cid = args.compare_id or plan.default_id()
+    cells = cell_configs(plan.methods, plan.datasets, plan.seeds, cid, args.compare_set)
+    pipeline = build_comparison(cells, cid, settings=settings)
+    return write_pipeline(pipeline, Path(args.out) / f"compare-{cid}.yaml", args.image)
+
+
+def write_pipeline(pipeline: Any, target: Path, image: str) -> Path:
+    """Compile ``pipeline`` to ``target`` with every executor on ``image``, validated."""
+    from kfp import compiler
+
+    from dcflow.artifacts import atomic_path
+
+    target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         compiler.Compiler().compile(pipeline, str(tmp))
         docs = list(yaml.safe_load_all(tmp.read_text()))
@@ -116,6 +137,12 @@ def _parser(default_image: str) -> argparse.ArgumentParser:
     g.add_argument("--config-map", default="dcflow-config", help="ConfigMap with endpoints")
     g.add_argument("--retries", type=int, default=2, help="retries per stage, with backoff")
     g.add_argument("--pipeline-root", default="", help="artifact root, e.g. s3://bucket/runs")
+    c = p.add_argument_group("comparison (one pipeline, a parallel branch per cell)")
+    c.add_argument("--compare", metavar="METHODS", help="compile a comparison of these methods")
+    c.add_argument("--datasets", default="digits", help="comparison datasets (default digits)")
+    c.add_argument("--seeds", default="0", help="comparison seeds (default 0)")
+    c.add_argument("--compare-id", default="", help="comparison id (default: from the grid)")
+    c.add_argument("--compare-set", action="append", default=[], metavar="[METHOD:]K=V")
     submit.add_arguments(p)
     return p
 
@@ -132,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 0 or args.retries < 0:
         parser.error("--gpus and --retries must be >= 0")
-    if args.submit and (not args.host or args.method == "all"):
-        parser.error("--submit needs --host URL and one --method")
+    if args.submit and (not args.host or (args.method == "all" and not args.compare)):
+        parser.error("--submit needs --host URL and one --method (or --compare)")
     if args.upload and not args.host:
         parser.error("--upload needs --host URL")
     try:
@@ -144,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = method_names() if args.method == "all" else [args.method]
         paths = []
+        if args.compare:
+            names = []
+            paths.append(path := compile_comparison(args, settings))
+            print(f"compiled comparison -> {path}")
         for name in names:
             path = compile_method(name, Path(args.out), args.image, settings=settings)
             paths.append(path)

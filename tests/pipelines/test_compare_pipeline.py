@@ -40,7 +40,7 @@ def test_comparison_compiles_with_parallel_branches(tmp_path: Path) -> None:
     cells = cell_configs(["aspc-da"], ["digits"], [0, 1], "c2")
     path = tmp_path / "cmp.yaml"
     compiler.Compiler().compile(build_comparison(cells, "c2", gpus=1), str(path))
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # then the platform (kubernetes) spec
     compile_cli.validate(spec)
     tasks = spec["root"]["dag"]["tasks"]
     branches = [t for t in tasks if t != "report"]
@@ -64,3 +64,11 @@ def test_comparison_runs_locally(plugins: None, tmp_path: Path) -> None:
     task = build_comparison(cells, "c3", gpus=0)(tracking_uri=f"sqlite:///{tmp_path}/m.db")
     lines = [ln for ln in task.output.splitlines() if ln.startswith("| digits")]
     assert [ln.split("|")[2].strip() for ln in lines] == ["toy-init-only", "toy-init-refine"]
+
+
+def test_compile_cli_writes_the_comparison(tmp_path: Path) -> None:
+    args = ["--compare", "aspc-da", "--seeds", "0,1", "--compare-id", "c4", "--out", str(tmp_path)]
+    assert compile_cli.main([*args, "--gpus", "0"]) == 0
+    spec = next(yaml.safe_load_all((tmp_path / "compare-c4.yaml").read_text()))
+    assert spec["pipelineInfo"]["name"] == "dcflow-compare-c4"
+    assert len(spec["root"]["dag"]["tasks"]) == 3  # two branches and the report
