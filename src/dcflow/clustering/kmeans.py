@@ -30,6 +30,17 @@ def kmeans_plusplus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tens
     return torch.stack(centers)
 
 
+_Result = tuple[torch.Tensor, torch.Tensor, float, int]
+_MAX_BATCH = 50_000_000  # entries of the [R, N, K] distance tensor computed at once
+
+
+def _batched_sq_dist(x: torch.Tensor, xx: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """``[R, N, K]`` squared distances of ``x`` ``[N, d]`` to ``centers`` ``[R, K, d]``, >= 0."""
+    cc = (centers * centers).sum(2)[:, None, :]
+    return torch.baddbmm(xx + cc, x.expand(centers.shape[0], -1, -1), centers.transpose(1, 2),
+                         alpha=-2.0).clamp_min_(0.0)  # fmt: skip
+
+
 class KMeans:
     """k-means clustering.
 
@@ -37,7 +48,8 @@ class KMeans:
         n_clusters: K.
         n_init: restarts; the run with the lowest inertia wins.
         max_iter: Lloyd iterations per restart.
-        tol: stop when the centres move less than ``tol`` (sum of squared shifts).
+        tol: stop when the centres' squared shift is below ``tol`` times the mean per-feature
+            variance of the data (scikit-learn's rule), or when no label changes.
         seed: seed of the restarts' generator.
 
     Attributes:
@@ -52,7 +64,7 @@ class KMeans:
         n_clusters: int,
         n_init: int = 20,
         max_iter: int = 300,
-        tol: float = 1e-6,
+        tol: float = 1e-4,
         seed: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
@@ -61,26 +73,40 @@ class KMeans:
         self.tol = tol
         self.seed = seed
 
-    def _lloyd(
-        self, x: torch.Tensor, centers: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, float, int]:
-        labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        it = 0
-        for it in range(1, self.max_iter + 1):  # noqa: B007 - it is reported as n_iter_
-            labels = squared_distances(x, centers).argmin(1)
-            sums = torch.zeros_like(centers).index_add_(0, labels, x)
-            counts = torch.bincount(labels, minlength=self.n_clusters).to(x.dtype)
-            empty = counts == 0
-            new = sums / counts.clamp_min(1)[:, None]
-            new[empty] = centers[empty]
-            shift = float(((new - centers) ** 2).sum())
-            centers = new
-            if shift <= self.tol:
+    def _lloyd(self, x: torch.Tensor, centers: torch.Tensor) -> list[_Result]:
+        """Lloyd iterations of ``R`` restarts at once: ``centers`` is ``[R, K, d]``.
+
+        A restart stops when its labels no longer change or its centres move less than ``tol``;
+        the others go on. Distances of all restarts are one batched matmul ``[R, N, K]``.
+        """
+        r, k, _ = centers.shape
+        xx = (x * x).sum(1)[None, :, None]
+        active = torch.ones(r, dtype=torch.bool, device=x.device)
+        n_iter = torch.zeros(r, dtype=torch.long, device=x.device)
+        prev: torch.Tensor | None = None
+        tol = self.tol * float(x.var(0).mean()) if x.shape[0] > 1 else 0.0
+        for it in range(1, self.max_iter + 1):
+            labels = _batched_sq_dist(x, xx, centers).argmin(2)  # [R, N]
+            onehot = torch.zeros(r, x.shape[0], k, dtype=x.dtype, device=x.device)
+            onehot.scatter_(2, labels[..., None], 1.0)
+            counts = onehot.sum(1)  # [R, K]
+            new = torch.bmm(onehot.transpose(1, 2), x.expand(r, -1, -1))
+            new = new / counts.clamp_min(1)[..., None]
+            new = torch.where((counts == 0)[..., None], centers, new)
+            shift = ((new - centers) ** 2).sum((1, 2))
+            done = shift <= tol
+            if prev is not None:
+                done |= (labels == prev).all(1)
+            centers = torch.where(active[:, None, None], new, centers)
+            n_iter = torch.where(active, torch.full_like(n_iter, it), n_iter)
+            active &= ~done
+            prev = labels
+            if not bool(active.any()):
                 break
-        d = squared_distances(x, centers)
-        labels = d.argmin(1)
-        inertia = float(d.gather(1, labels[:, None]).sum())
-        return centers, labels, inertia, it
+        d = _batched_sq_dist(x, xx, centers)
+        labels = d.argmin(2)
+        inertia = d.gather(2, labels[..., None]).sum((1, 2))
+        return [(centers[i], labels[i], float(inertia[i]), int(n_iter[i])) for i in range(r)]
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> KMeans:
@@ -88,12 +114,15 @@ class KMeans:
         if not 1 <= self.n_clusters <= x.shape[0]:
             raise ValueError(f"n_clusters={self.n_clusters} must be in [1, {x.shape[0]}]")
         gen = torch.Generator().manual_seed(self.seed)
-        best: tuple[torch.Tensor, torch.Tensor, float, int] | None = None
-        for _ in range(self.n_init):
-            result = self._lloyd(x, kmeans_plusplus(x, self.n_clusters, gen))
-            if best is None or result[2] < best[2]:
+        seeds = [kmeans_plusplus(x, self.n_clusters, gen) for _ in range(self.n_init)]
+        chunk = max(1, int(_MAX_BATCH // max(1, x.shape[0] * self.n_clusters)))
+        results: list[_Result] = []
+        for i in range(0, self.n_init, chunk):
+            results += self._lloyd(x, torch.stack(seeds[i : i + chunk]))
+        best = results[0]
+        for result in results[1:]:  # the first restart with the lowest inertia wins
+            if result[2] < best[2]:
                 best = result
-        assert best is not None
         self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
         return self
 
