@@ -35,7 +35,7 @@ def test_cc_and_uldc_presets_share_the_pretrain_sections(dataset: str) -> None:
 def test_small_networks_output_unit_embeddings_and_probabilities(
     arch: str, shape: tuple[int, int, int]
 ) -> None:
-    net = build_cc_network(arch, shape, 10, [32, 64], 16, 24)  # type: ignore[arg-type]
+    net = build_cc_network(arch, shape, 10, [32, 64, 48], 16, 24)  # type: ignore[arg-type]
     z, p = net(torch.rand(5, *shape))
     assert z.shape == (5, 16) and torch.allclose(z.norm(dim=1), torch.ones(5), atol=1e-5)
     assert p.shape == (5, 10) and torch.allclose(p.sum(1), torch.ones(5), atol=1e-5)
@@ -113,3 +113,10 @@ def test_resize_is_a_no_op_at_native_size() -> None:
     x = torch.rand(2, 1, 8, 8)
     assert resize(x, None) is x and resize(x, 8) is x
     assert resize(x, 16).shape == (2, 1, 16, 16)
+
+
+def test_cnn_needs_conv_channels_and_an_output_size() -> None:
+    from dcflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="widths"):
+        build_cc_network("cnn", (1, 16, 16), 10, [32], 16, 24)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcflow.errors import ConfigError
 from dcflow.models.cc_resnet import ResNet
 
 Arch = Literal["mlp", "cnn", "resnet18", "resnet34"]
@@ -37,19 +38,34 @@ class MLPBackbone(nn.Module):
 
 
 class ConvBackbone(nn.Module):
-    """``Conv3x3 - BN - ReLU`` blocks (max-pool after all but the last), global average pool."""
+    """``Conv3x3 - BN - ReLU`` blocks (2x2 max-pool after all but the last), then a dense layer.
 
-    def __init__(self, in_channels: int, widths: list[int]) -> None:
+    ``widths[:-1]`` are the convolution channels and ``widths[-1]`` the output size of the final
+    ``Linear - BN - ReLU`` on the flattened map (kept spatial: digit identity depends on layout,
+    which global average pooling would discard).
+
+    Args:
+        image_shape: ``(C, H, W)`` of the input.
+        widths: at least two sizes, e.g. ``[32, 64, 128, 256]``.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], widths: list[int]) -> None:
         super().__init__()
+        if len(widths) < 2:
+            raise ConfigError("model.widths for arch cnn needs conv channels plus an output size")
+        c, h, w = image_shape
         layers: list[nn.Module] = []
-        for i, w in enumerate(widths):
-            layers += [nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w)]
+        convs = widths[:-1]
+        for i, width in enumerate(convs):
+            layers += [nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width)]
             layers.append(nn.ReLU(inplace=True))
-            if i < len(widths) - 1:
+            if i < len(convs) - 1:
                 layers.append(nn.MaxPool2d(2))
-            in_channels = w
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_dim = in_channels
+                h, w = h // 2, w // 2
+            c = width
+        dense = [nn.Linear(c * h * w, widths[-1]), nn.BatchNorm1d(widths[-1]), nn.ReLU(True)]
+        self.net = nn.Sequential(*layers, nn.Flatten(), *dense)
+        self.out_dim = widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> ``[B, widths[-1]]``."""
@@ -118,7 +134,7 @@ def build_cc_network(
     if arch == "mlp":
         backbone = MLPBackbone(c * h * w, widths)
     elif arch == "cnn":
-        backbone = ConvBackbone(c, widths)
+        backbone = ConvBackbone(image_shape, widths)
     else:
         backbone = ResNet(arch, c, stem)
     return CCNetwork(backbone, instance_dim, head_hidden, n_clusters)
