@@ -216,3 +216,20 @@ def test_stage_runner_never_hands_labels_to_any_hook(
     run_hook("refine", cfg, inputs, str(tmp_path / "r"), str(w), sha256_file(w))
     assert set(seen) == {"pretrain", "cluster_init", "refine"}
     assert all(y is None for y in seen.values())
+
+
+def test_kmeans_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path) -> None:
+    method = ULDC(_config("uldc", ["refine.assign=kmeans", "refine.epochs=1"]))
+    data = without_labels(load_dataset(method.run.dataset))
+    w, inputs = chain.dirs["pretrain"] / art.WEIGHTS, {"cluster-init": chain.dirs["cluster-init"]}
+    m = method.refine(_ctx(data, tmp_path / "r", weights=w, inputs=inputs))
+    labels, proba = (
+        art.load_npy(tmp_path / "r", art.LABELS),
+        art.load_npy(tmp_path / "r", art.PROBA),
+    )
+    z = art.load_npy(tmp_path / "r", art.EMBEDDINGS)
+    assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    centres = np.stack([z[labels == j].mean(0) for j in np.unique(labels)])
+    nearest = ((z[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    assert np.array_equal(np.unique(labels)[nearest], labels)  # a k-means fixed point
+    assert 0.0 <= m["agreement_with_head"] <= 1.0
