@@ -65,6 +65,7 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.losses.uldc import c3_loss, evidence_tanh, evidential_loss, sdm_loss, uncertainty
@@ -192,7 +193,8 @@ class ULDC(CC):
         if r.assign == "kmeans":
             p = kmeans_proba(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
         metrics = save_assignments(ctx, z, p)
-        metrics["agreement_with_head"] = float((p.argmax(1) == head).float().mean())
+        # label-free: the two partitions matched one-to-one (Hungarian), no ground truth involved
+        metrics["agreement_with_head"] = cluster_acc(head.cpu().numpy(), p.argmax(1).cpu().numpy())
         art.append_jsonl(ctx.out, art.HISTORY, history)
         with art.atomic_path(ctx.out / art.MODEL) as tmp:
             torch.save(model.state_dict(), tmp)
