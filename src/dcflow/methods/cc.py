@@ -1,0 +1,211 @@
+"""CC: Contrastive Clustering (Li, Hu, Liu, Peng, Zhou, Peng, AAAI 2021).
+
+The network and initial clustering that ULDC (:mod:`dcflow.methods.uldc`) refines; re-implemented
+from ``shared/methods/uldc.md`` Sec. 4.1-4.2 and the CC paper.
+
+Stages:
+    pretrain: two random views per image; ``L = L_ins + L_clu`` (Eq. 3 and 6-7: NT-Xent over
+        the 2B instance embeddings with tau_I, NT-Xent over the 2K cluster columns with tau_C,
+        plus ``ln K - H(p_bar)`` per view); Adam. Weights go to the weights store, keyed by
+        ``cc`` so ``uldc`` reuses them.
+    cluster-init: argmax of the softmax cluster head on the test view (resize only) of every
+        image (no k-means): LABELS, PROBA (-> ECE) and the instance EMBEDDINGS.
+
+Defaults are the paper's (ResNet-34 at 224 px, batch 256, Adam 3e-4, 1000 epochs, tau_I 0.5,
+tau_C 1.0); presets scale them down for the small grey datasets.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from dcflow import artifacts as art
+from dcflow.config import StrictModel
+from dcflow.errors import StageError, WeightsError
+from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
+from dcflow.methods.base import Method, StageContext
+from dcflow.models import load_state
+from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
+from dcflow.progress import Progress
+from dcflow.registry import register_method
+from dcflow.transforms.cc_views import ViewAugment, resize
+
+INFER_BATCH = 256
+
+
+class ModelConfig(StrictModel):
+    """Backbone and projectors (CC: ResNet-34, 224 px, heads 512 -> 128 and 512 -> K)."""
+
+    arch: Arch = "resnet34"
+    widths: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
+    stem: Literal["imagenet", "cifar"] = "imagenet"
+    image_size: int | None = Field(default=224, ge=4, description="resize side; null = native")
+    instance_dim: int = Field(default=128, ge=2)
+    head_hidden: int = Field(default=512, ge=1)
+
+
+class AugmentConfig(StrictModel):
+    """View augmentation (CC: SimCLR-style crop, flip, jitter s=0.5, grayscale; no blur)."""
+
+    crop_area: tuple[float, float] | None = (0.08, 1.0)
+    rotation: float = Field(default=0.0, ge=0.0, le=180.0)
+    shift: float = Field(default=0.0, ge=0.0, lt=0.5)
+    zoom: tuple[float, float] = (1.0, 1.0)
+    hflip: float = Field(default=0.5, ge=0.0, le=1.0)
+    jitter: float = Field(default=0.5, ge=0.0)
+    jitter_p: float = Field(default=0.8, ge=0.0, le=1.0)
+    grayscale_p: float = Field(default=0.2, ge=0.0, le=1.0)
+    blur_p: float = Field(default=0.0, ge=0.0, le=1.0)
+    blur_kernel: int = Field(default=23, ge=1)
+    noise: float = Field(default=0.0, ge=0.0)
+
+
+class PretrainConfig(StrictModel):
+    """CC training (paper: batch 256, Adam 3e-4, 1000 epochs, tau_I 0.5, tau_C 1.0)."""
+
+    epochs: int = Field(default=1000, ge=1)
+    batch_size: int = Field(default=256, ge=2)
+    lr: float = Field(default=3e-4, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    instance_temperature: float = Field(default=0.5, gt=0.0)
+    cluster_temperature: float = Field(default=1.0, gt=0.0)
+    entropy_weight: float = Field(default=1.0, ge=0.0)
+
+
+class CCConfig(StrictModel):
+    """All CC hyper-parameters."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+
+
+@register_method
+class CC(Method):
+    """Contrastive Clustering (Li et al., AAAI 2021): instance + cluster contrast, head argmax."""
+
+    name = "cc"
+    paper = "Li et al., Contrastive clustering, AAAI 2021"
+    Config = CCConfig
+    stages: ClassVar[tuple[str, ...]] = ("download-weights", "pretrain", "cluster-init", "evaluate")
+    training_stages = frozenset({"pretrain"})
+    pretrain_sections = ("model", "augment", "pretrain")
+    cfg: CCConfig
+
+    def _input_shape(self, ctx: StageContext) -> tuple[int, int, int]:
+        c, h, w = ctx.data.image_shape
+        size = self.cfg.model.image_size
+        return (c, size, size) if size else (c, h, w)
+
+    def network(self, ctx: StageContext) -> CCNetwork:
+        """A freshly initialised CC network for this run's data, on ``ctx.device``."""
+        m = self.cfg.model
+        return build_cc_network(
+            m.arch,
+            self._input_shape(ctx),
+            ctx.data.n_clusters,
+            m.widths,
+            m.instance_dim,
+            m.head_hidden,
+            m.stem,
+        ).to(ctx.device)
+
+    def load_network(self, ctx: StageContext) -> CCNetwork:
+        """The CC network with the verified pretrained weights ``ctx.weights``."""
+        if ctx.weights is None:
+            raise WeightsError("this stage needs pretrained CC weights")
+        model = self.network(ctx)
+        try:
+            model.load_state_dict(load_state(ctx.weights))
+        except RuntimeError:
+            raise WeightsError(f"weights {ctx.weights} do not fit the CC network") from None
+        return model
+
+    def views(self) -> ViewAugment:
+        """The training view augmentation from ``augment`` and ``model.image_size``."""
+        a = self.cfg.augment
+        return ViewAugment(size=self.cfg.model.image_size, **a.model_dump())
+
+    def images(self, ctx: StageContext) -> torch.Tensor:
+        """All pool images ``[N, C, H, W]`` on the device (one tensor, no loader)."""
+        return torch.from_numpy(ctx.data.x).to(ctx.device)
+
+    @torch.no_grad()
+    def infer(self, model: CCNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode ``z`` ``[N, m]`` and ``p`` ``[N, K]`` on test views (resize only)."""
+        was_training = model.training
+        model.eval()
+        outs = [model(resize(xb, self.cfg.model.image_size)) for xb in x.split(INFER_BATCH)]
+        model.train(was_training)
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def _cc_step(
+        self, model: CCNetwork, xb: torch.Tensor, aug: ViewAugment, gen: torch.Generator
+    ) -> torch.Tensor:
+        cfg = self.cfg.pretrain
+        z1, p1 = model(aug(xb, gen))
+        z2, p2 = model(aug(xb, gen))
+        inst = instance_contrastive_loss(z1, z2, cfg.instance_temperature)
+        clu = cluster_contrastive_loss(p1, p2, cfg.cluster_temperature, cfg.entropy_weight)
+        return inst + clu
+
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """CC training (Sec. 3): instance + cluster contrast on two random views per image."""
+        cfg = self.cfg.pretrain
+        torch.manual_seed(ctx.seed)
+        x, model, gen, aug = self.images(ctx), self.network(ctx), ctx.generator(1), self.views()
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        bar, first, mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
+        for epoch in range(1, cfg.epochs + 1):
+            total, count = torch.zeros((), device=ctx.device), 0
+            for idx in epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device):
+                loss = self._cc_step(model, x[idx], aug, gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, count = total + loss.detach() * idx.numel(), count + idx.numel()
+            mean = float(total) / max(count, 1)
+            if not np.isfinite(mean):
+                raise StageError(f"CC pretrain diverged (loss {mean}) at epoch {epoch}; lower lr")
+            first = mean if epoch == 1 else first
+            ctx.curves.log(epoch, loss=mean)
+            bar.update(epoch, loss=mean)
+        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return {"loss_first": first, "loss_last": mean}
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """Argmax of the CC cluster head (no k-means); writes LABELS, PROBA, EMBEDDINGS."""
+        z, p = self.infer(self.load_network(ctx), self.images(ctx))
+        return save_assignments(ctx, z, p)
+
+
+def epoch_batches(
+    n: int, batch_size: int, gen: torch.Generator, device: torch.device
+) -> list[torch.Tensor]:
+    """Shuffled index batches of one epoch; the last one is dropped when shorter than the rest.
+
+    Contrastive losses need two or more samples, and ULDC's evidence and KL scales depend on ``B``
+    (spec pitfall 12), so every batch has the same size ``min(batch_size, n)``.
+    """
+    b = min(batch_size, n)
+    perm = torch.randperm(n, generator=gen).to(device)
+    return list(perm[: (n // b) * b].split(b))
+
+
+def save_assignments(ctx: StageContext, z: torch.Tensor, p: torch.Tensor) -> dict[str, float]:
+    """Write LABELS (argmax p), PROBA and EMBEDDINGS; return label-free diagnostics."""
+    labels = p.argmax(1)
+    art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
+    art.save_npy(ctx.out, art.PROBA, p.cpu().numpy().astype(np.float32))
+    art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+    sizes = torch.bincount(labels, minlength=p.shape[1])
+    return {
+        "clusters_used": float((sizes > 0).sum()),
+        "min_cluster": float(sizes.min()),
+        "mean_confidence": float(p.max(1).values.mean()),
+    }

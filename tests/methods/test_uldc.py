@@ -1,0 +1,235 @@
+"""CC and ULDC hooks on a digits subset: artifacts, frozen cluster head, no labels in refine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from dcflow import artifacts as art
+from dcflow.config import RunConfig, build_run_config
+from dcflow.data import Dataset, load_dataset
+from dcflow.errors import ConfigError, WeightsError
+from dcflow.methods.base import StageContext
+from dcflow.methods.uldc import ULDC
+from dcflow.models import load_state
+from dcflow.registry import get_method
+from dcflow.stages.common import weights_key, without_labels
+
+pytestmark = pytest.mark.usefixtures("isolated_env")
+
+SHARED = [
+    "model.arch=mlp",
+    "model.widths=[32]",
+    "model.image_size=null",
+    "model.instance_dim=16",
+    "model.head_hidden=32",
+    "augment.crop_area=null",
+    "augment.rotation=10",
+    "augment.shift=0.1",
+    "augment.jitter=0",
+    "augment.grayscale_p=0",
+    "augment.hflip=0",
+    "pretrain.epochs=3",
+    "pretrain.batch_size=64",
+    "pretrain.lr=0.003",
+]
+REFINE = ["refine.epochs=2", "refine.batch_size=64", "refine.lr=0.001", "refine.k_unc=8"]
+DATASET = {"name": "digits", "limit": 300}
+
+
+def _config(method: str, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    over = [*SHARED, *(REFINE if method == "uldc" else []), *extra]
+    cls = get_method(method)
+    return build_run_config(method, cls.Config, DATASET, overrides=over, use_preset=False)
+
+
+def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
+    out.mkdir(parents=True, exist_ok=True)
+    return StageContext(
+        data=data, inputs=kw.pop("inputs", {}), out=out, device=torch.device("cpu"), seed=0, **kw
+    )
+
+
+@dataclass
+class Run:
+    dirs: dict[str, Path]
+    metrics: dict[str, dict[str, float]]
+
+
+def run_chain(root: Path, extra: list[str] | tuple[str, ...] = ()) -> Run:
+    method = ULDC(_config("uldc", extra))
+    data = without_labels(load_dataset(method.run.dataset))
+    d = {s: root / s for s in ("pretrain", "cluster-init", "refine")}
+    m = {"pretrain": method.pretrain(_ctx(data, d["pretrain"]))}
+    w = d["pretrain"] / art.WEIGHTS
+    m["cluster-init"] = method.cluster_init(_ctx(data, d["cluster-init"], weights=w))
+    inputs = {"cluster-init": d["cluster-init"]}
+    m["refine"] = method.refine(_ctx(data, d["refine"], weights=w, inputs=inputs))
+    return Run(d, m)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DCFLOW_CONFIG_DIR", str(tmp_path_factory.mktemp("none")))
+    try:
+        return run_chain(tmp_path_factory.mktemp("uldc"))
+    finally:
+        mp.undo()
+
+
+def test_pretrain_loss_goes_down_and_weights_hold_both_heads(chain: Run) -> None:
+    m = chain.metrics["pretrain"]
+    assert m["loss_last"] < m["loss_first"]
+    state = load_state(chain.dirs["pretrain"] / art.WEIGHTS)
+    assert state["instance_head.2.weight"].shape == (16, 32)
+    assert state["cluster_head.2.weight"].shape == (10, 32)
+
+
+@pytest.mark.parametrize("stage", ["cluster-init", "refine"])
+def test_final_artifacts(chain: Run, stage: str) -> None:
+    d = chain.dirs[stage]
+    labels, proba = art.load_npy(d, art.LABELS), art.load_npy(d, art.PROBA)
+    z = art.load_npy(d, art.EMBEDDINGS)
+    assert labels.shape == (300,) and labels.dtype == np.int64
+    assert proba.shape == (300, 10) and proba.dtype == np.float32
+    assert np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(labels, proba.argmax(1))
+    assert z.shape == (300, 16) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+
+
+def test_refine_leaves_the_cluster_head_bit_identical(chain: Run) -> None:
+    before = load_state(chain.dirs["pretrain"] / art.WEIGHTS)
+    after = load_state(chain.dirs["refine"] / art.MODEL)
+    heads = [k for k in before if k.startswith("cluster_head.")]
+    assert heads and all(torch.equal(before[k], after[k]) for k in heads)
+    moved = [
+        k for k in before if k.startswith("backbone.") and not torch.equal(before[k], after[k])
+    ]
+    assert moved  # the features did train
+
+
+def test_refine_history_is_per_epoch_and_evaluated_after_the_last(chain: Run) -> None:
+    lines = (chain.dirs["refine"] / art.HISTORY).read_text().splitlines()
+    assert len(lines) == 2
+    m = chain.metrics["refine"]
+    assert {"final_c3", "final_evi", "final_sdm", "final_z_std", "final_changed_vs_init"} <= set(m)
+    assert np.isfinite(m["final_total"]) and m["final_z_std"] > 0
+
+
+def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
+    again = run_chain(tmp_path)
+    for stage in ("cluster-init", "refine"):
+        a = art.load_npy(chain.dirs[stage], art.PROBA)
+        assert np.array_equal(a, art.load_npy(again.dirs[stage], art.PROBA))
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_evidential_gradient_flag(grad: bool) -> None:
+    method = ULDC(_config("uldc", [f"refine.evidential_grad={str(grad).lower()}"]))
+    torch.manual_seed(0)
+    z1 = torch.nn.functional.normalize(torch.randn(16, 8), dim=1).requires_grad_(True)
+    z2 = torch.nn.functional.normalize(torch.randn(16, 8), dim=1).requires_grad_(True)
+    terms = method.uldc_loss(z1, z2)
+    assert terms["evi"].requires_grad is grad  # faithful mode: no path to the network
+    if grad:
+        g = torch.autograd.grad(terms["evi"], z1)[0]
+        assert float(g.abs().sum()) > 0
+    assert terms["y"].shape == (16, 16) and terms["u"].shape == (16,)
+
+
+def test_uldc_loss_goes_down_in_a_few_steps() -> None:
+    method = ULDC(_config("uldc", ["refine.k_sim=4", "refine.k_unc=4", "refine.k_cut=2"]))
+    torch.manual_seed(0)
+    x = torch.randn(32, 12)
+    net = torch.nn.Linear(12, 8)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    noise = 0.05 * torch.randn(32, 12)
+    losses = []
+    for _ in range(30):
+        z1 = torch.nn.functional.normalize(net(x), dim=1)
+        z2 = torch.nn.functional.normalize(net(x + noise), dim=1)
+        loss = method.uldc_loss(z1, z2)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_selection_counts_above_the_batch_are_config_errors(tmp_path: Path) -> None:
+    method = ULDC(_config("uldc", ["refine.k_sim=100"]))
+    data = without_labels(load_dataset(method.run.dataset))
+    with pytest.raises(ConfigError, match="k_sim"):
+        method.refine(_ctx(data, tmp_path / "r", weights=tmp_path / "none.pt"))
+
+
+def test_weights_of_another_network_are_refused(tmp_path: Path) -> None:
+    torch.save({"backbone.x": torch.zeros(1)}, tmp_path / "w.pt")
+    method = ULDC(_config("uldc"))
+    data = without_labels(load_dataset(method.run.dataset))
+    with pytest.raises(WeightsError, match="do not fit"):
+        method.cluster_init(_ctx(data, tmp_path / "c", weights=tmp_path / "w.pt"))
+    with pytest.raises(WeightsError, match="needs pretrained"):
+        method.cluster_init(_ctx(data, tmp_path / "c"))
+
+
+def test_uldc_shares_the_cc_weights_cache_key() -> None:
+    cc, uldc = get_method("cc")(_config("cc")), get_method("uldc")(_config("uldc"))
+    assert uldc.weights_name() == cc.weights_name() == "cc"
+    data = load_dataset(cc.run.dataset)
+    assert weights_key("cc", data, cc.pretrain_config(), 0) == weights_key(
+        uldc.weights_name(), data, uldc.pretrain_config(), 0
+    )
+
+
+def test_stage_runner_never_hands_labels_to_any_hook(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dcflow.stages.hooks import run_hook
+    from dcflow.storage import sha256_file
+
+    seen: dict[str, np.ndarray | None] = {}
+
+    def spy(name: str) -> Callable[[ULDC, StageContext], dict[str, float]]:
+        original = getattr(ULDC, name)
+
+        def wrapped(self: ULDC, ctx: StageContext) -> dict[str, float]:
+            seen[name] = ctx.data.y
+            return original(self, ctx)
+
+        return wrapped
+
+    for name in ("pretrain", "cluster_init", "refine"):
+        monkeypatch.setattr(ULDC, name, spy(name))
+    cfg = _config("uldc", ["pretrain.epochs=1", "refine.epochs=1"]).to_json()
+    run_hook("pretrain", cfg, {}, str(tmp_path / "p"), finish_report=False)
+    w = tmp_path / "p" / art.WEIGHTS
+    run_hook("cluster-init", cfg, {}, str(tmp_path / "c"), str(w), sha256_file(w))
+    inputs = {"cluster-init": str(tmp_path / "c")}
+    run_hook("refine", cfg, inputs, str(tmp_path / "r"), str(w), sha256_file(w))
+    assert set(seen) == {"pretrain", "cluster_init", "refine"}
+    assert all(y is None for y in seen.values())
+
+
+def test_kmeans_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path) -> None:
+    method = ULDC(_config("uldc", ["refine.assign=kmeans", "refine.epochs=1"]))
+    data = without_labels(load_dataset(method.run.dataset))
+    w, inputs = chain.dirs["pretrain"] / art.WEIGHTS, {"cluster-init": chain.dirs["cluster-init"]}
+    m = method.refine(_ctx(data, tmp_path / "r", weights=w, inputs=inputs))
+    labels, proba = (
+        art.load_npy(tmp_path / "r", art.LABELS),
+        art.load_npy(tmp_path / "r", art.PROBA),
+    )
+    z = art.load_npy(tmp_path / "r", art.EMBEDDINGS)
+    assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    centres = np.stack([z[labels == j].mean(0) for j in np.unique(labels)])
+    nearest = ((z[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    assert np.array_equal(np.unique(labels)[nearest], labels)  # a k-means fixed point
+    assert 0.0 <= m["agreement_with_head"] <= 1.0
