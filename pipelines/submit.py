@@ -71,7 +71,8 @@ def _describe(exc: Exception) -> str:
         return f"refused the request: HTTP {status} {reason}".rstrip()
     cause = getattr(exc, "reason", None) or exc
     text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-    return f"is unreachable: {type(cause).__name__}: {text[:200]}"
+    network = isinstance(exc, OSError) or type(exc).__module__.startswith("urllib3")
+    return f"{'is unreachable' if network else 'failed'}: {type(cause).__name__}: {text[:200]}"
 
 
 def probe(args: argparse.Namespace, timeout: float = 10.0) -> None:

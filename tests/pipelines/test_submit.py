@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 
 import compile as compile_cli  # noqa: E402
 
+pytestmark = pytest.mark.timeout(180)
+
 TOKEN = "stub-token-d7f3a9"  # noqa: S105 - a test credential that must never be printed
 
 

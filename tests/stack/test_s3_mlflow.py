@@ -18,7 +18,7 @@ from dcflow.cli import main
 
 from .servers import mlflow_server, moto_s3
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # servers stop in teardown
 
 BUCKET = "dcflow"
 KEY_ID = "AKIADCFLOWTEST7Q3Z"  # test credentials: they must show up nowhere
