@@ -38,86 +38,24 @@ Upstream defects and how dcflow handles them (spec section 7):
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
-from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans
 from dcflow.clustering.metrics import cluster_acc
-from dcflow.config import StrictModel
 from dcflow.errors import StageError, WeightsError
 from dcflow.losses.self_cc import log_membership
 from dcflow.methods.base import Method, StageContext
-from dcflow.methods.self_cc_refine import make_views, update_module
-from dcflow.methods.self_cc_rtds import RTDSConfig, RTDSResult, run_rtds
+from dcflow.methods.self_cc_config import SelfCCConfig
+from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
+from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
 from dcflow.models import AutoEncoder, load_state
 from dcflow.models.self_cc import ClusteringModule
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
 from dcflow.transforms import RandomAffine
-
-
-class PretrainConfig(StrictModel):
-    """Autoencoder with the feature extractor's architecture (USPS FE: D-500-500-1000-10)."""
-
-    hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 1000], min_length=1)
-    embedding_dim: int = Field(default=10, ge=1)
-    epochs: int = Field(default=50, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    lr: float = Field(default=1e-3, gt=0.0)
-
-
-class ClusterConfig(StrictModel):
-    """k-means initialisation and the fuzzifier m (1.1 for USPS/MNIST, 1.04 for STL/CIFAR)."""
-
-    m: float = Field(default=1.1, gt=1.0)
-    n_init: int = Field(default=20, ge=1)
-    max_iter: int = Field(default=300, ge=1)
-
-
-class SelectionConfig(StrictModel):
-    """Outer-loop schedule and level-1 selector (USPS: 0.6 + 0.05 t while eta < 1)."""
-
-    eta0: float = Field(default=0.6, gt=0.0, le=1.0)
-    eta_step: float = Field(default=0.05, gt=0.0)
-    stop: Literal[">=", ">"] = ">="
-    selector: Literal["per_cluster_fraction", "per_column_topk"] = "per_cluster_fraction"
-    per_cluster: int = Field(default=0, ge=0, description="topk quota base; 0 means N/K")
-    agreement_stop: float = Field(default=0.998, gt=0.0, le=1.0)
-
-
-class ViewsConfig(StrictModel):
-    """A augmented views per selected sample: random rotation and shift on the device."""
-
-    count: int = Field(default=20, ge=1)
-    rotation: float = Field(default=10.0, ge=0.0, le=180.0)
-    shift: float = Field(default=0.1, ge=0.0, lt=0.5)
-    interpolation: Literal["bilinear", "nearest"] = "bilinear"
-
-
-class UpdateConfig(StrictModel):
-    """Clustering-module update on argmax Q (USPS: 20 epochs, batch 128, SGD 0.01 mom 0.99)."""
-
-    epochs: int = Field(default=20, ge=0)
-    batch_size: int = Field(default=128, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0.0)
-    momentum: float = Field(default=0.99, ge=0.0, lt=1.0)
-
-
-class SelfCCConfig(StrictModel):
-    """All Self-CC hyper-parameters; defaults follow the released USPS code."""
-
-    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    views: ViewsConfig = Field(default_factory=ViewsConfig)
-    rtds: RTDSConfig = Field(default_factory=RTDSConfig)
-    update: UpdateConfig = Field(default_factory=UpdateConfig)
 
 
 @register_method
@@ -244,36 +182,18 @@ class SelfCC(Method):
         return ClusteringModule(encoder, centers.to(ctx.device), self.cfg.cluster.m)
 
     def _outer_step(
-        self,
-        ctx: StageContext,
-        module: ClusteringModule,
-        picked: tuple[torch.Tensor, ...],
-        gen: torch.Generator,
-        t: int,
+        self, ctx: StageContext, module: ClusteringModule, pick: Pick, gen: torch.Generator
     ) -> tuple[RTDSResult, list[float]]:
         """RTDS on the selection, then the module update on ``argmax Q`` (4.4, 4.5)."""
-        cfg, (idx, lab) = self.cfg, picked
-        if idx.numel() == 0:
-            raise StageError(f"outer iteration {t} selected no sample")
-        v = cfg.views
+        if pick.indices.numel() == 0:
+            raise StageError(f"outer iteration {pick.t} selected no sample")
+        v, x = self.cfg.views, self._flat(ctx)
         aug = RandomAffine(v.rotation, v.shift, v.interpolation)
         images = torch.from_numpy(ctx.data.x).to(ctx.device)
-        views = make_views(images[idx], v.count, aug, gen)
-        x = self._flat(ctx)
-        res = run_rtds(views, lab, x, ctx.data.n_clusters, cfg.rtds, gen, ctx.seed * 1000 + t)
-        u = cfg.update
-        losses = update_module(
-            module,
-            x,
-            res.target.argmax(1),
-            u.epochs,
-            u.batch_size,
-            u.optimizer,
-            u.lr,
-            u.momentum,
-            gen,
-        )
-        return res, losses
+        views = make_views(images[pick.indices], v.count, aug, gen)
+        seed = ctx.seed * 1000 + pick.t
+        res = run_rtds(views, pick.labels, x, ctx.data.n_clusters, self.cfg.rtds, gen, seed)
+        return res, update_module(module, x, res.target.argmax(1), self.cfg.update, gen)
 
     def refine(self, ctx: StageContext) -> dict[str, float]:
         """The outer loop (4.2): select, RTDS, module update, agreement stop."""
@@ -281,77 +201,37 @@ class SelfCC(Method):
         module, gen, x = self._module(ctx), ctx.generator(3), self._flat(ctx)
         _, u = module.infer(x)
         schedule = self._schedule()
-        bar, history, picks = Progress("refine", len(schedule), "outer iterations"), [], []
-        res: RTDSResult | None = None
+        if not schedule:
+            raise StageError("the eta schedule is empty: selection.eta0 already meets the stop")
+        bar = Progress("refine", len(schedule), "outer iterations")
+        history: list[dict[str, float]] = []
+        picks: list[Pick] = []
         for t, eta in enumerate(schedule):
             a_prev = u.argmax(1)
-            picked = self._first_selection(ctx, u, eta) if t == 0 else self._select(u, eta)
-            res, losses = self._outer_step(ctx, module, picked, gen, t)
+            first = t == 0
+            picked = self._first_selection(ctx, u, eta) if first else self._select(u, eta)
+            picks.append(Pick(t, eta, *picked))
+            res, losses = self._outer_step(ctx, module, picks[-1], gen)
             _, u = module.infer(x)
             agree = cluster_acc(a_prev.cpu().numpy(), u.argmax(1).cpu().numpy())
             row = {
                 "eta": eta,
-                "n_selected": float(picked[0].numel()),
+                "n_selected": float(picks[-1].indices.numel()),
                 "agreement": agree,
                 "update_loss": losses[-1] if losses else float("nan"),
                 **res.metrics,
             }
             history.append({"t": t, **row})
             ctx.curves.log(t, **row)
-            picks.append((t, eta, *picked))
             bar.update(t + 1, agreement=agree, sigma=res.sigma)
             if agree >= self.cfg.selection.agreement_stop:
                 break
-        if res is None:
-            raise StageError("the eta schedule is empty: selection.eta0 already meets the stop")
-        return self._save_refine(ctx, module, x, res, picks, history)
-
-    def _save_refine(
-        self,
-        ctx: StageContext,
-        module: ClusteringModule,
-        x: torch.Tensor,
-        res: RTDSResult,
-        picks: list[tuple],
-        history: list[dict],
-    ) -> dict[str, float]:
-        z, u = module.infer(x)
-        labels, q = u.argmax(1), res.target
-        proba = q / q.sum(1, keepdim=True)
-        np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
-        art.save_npy(ctx.out, art.LABELS, np_(labels).astype(np.int64))
-        art.save_npy(ctx.out, art.PROBA, np_(proba).astype(np.float32))
-        art.save_npy(ctx.out, art.EMBEDDINGS, np_(z).astype(np.float32))
-        art.save_npy(ctx.out, art.MEMBERSHIP, np_(u).astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, np_(module.centers).astype(np.float32))
-        art.save_npy(ctx.out, art.TARGET, np_(q).astype(np.float32))
-        art.save_npz(
-            ctx.out,
-            art.DIVISION,
-            indices=np_(picks[-1][2]),
-            **{
-                f"{name}_h{i + 1}": np_(v)
-                for i in range(2)
-                for name, v in (("labelled", res.labelled[i]), ("weights", res.weights[i]))
-            },
-        )
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            indices=np.concatenate([np_(p[2]) for p in picks]).astype(np.int64),
-            pseudo_labels=np.concatenate([np_(p[3]) for p in picks]).astype(np.int64),
-            t=np.concatenate([np.full(p[2].numel(), p[0], np.int64) for p in picks]),
-            eta=np.array([p[1] for p in picks], np.float64),
-        )
+        labels = save_outputs(ctx.out, module, x, res, picks)
         art.append_jsonl(ctx.out, art.HISTORY, history)
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(module.state_dict(), tmp)
         return {
             "n_outer": float(len(history)),
-            "stopped_by_agreement": float(
-                history[-1]["agreement"] >= self.cfg.selection.agreement_stop
-            ),
-            "last_agreement": history[-1]["agreement"],
+            "stopped_by_agreement": float(agree >= self.cfg.selection.agreement_stop),
+            "last_agreement": agree,
             "sigma_max": max(h["sigma"] for h in history),
-            "target_vs_module_agreement": float((q.argmax(1) == labels).float().mean()),
+            "target_vs_module_agreement": float((res.target.argmax(1) == labels).float().mean()),
         }

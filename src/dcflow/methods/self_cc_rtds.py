@@ -12,44 +12,17 @@ Views are ``uint8`` ``[S, A, D]`` (pitfall 11) generated on the device from a se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from dcflow.config import StrictModel
 from dcflow.losses.self_cc import mixmatch_loss, mixup_lambda, sharpen, warmup_loss
+from dcflow.methods.self_cc_config import RTDSConfig
 from dcflow.models.self_cc import mlp_classifier
 from dcflow.selection.self_cc import clean_posterior, divide, transition_sigma
-
-
-class RTDSConfig(StrictModel):
-    """RTDS hyper-parameters (defaults: the released USPS code)."""
-
-    classifier1: list[int] = Field(default_factory=lambda: [1000, 500, 300], min_length=1)
-    classifier2: list[int] = Field(default_factory=lambda: [300, 500, 1000], min_length=1)
-    warmup_epochs: int = Field(default=10, ge=0)
-    warmup_batch_size: int = Field(default=1024, ge=1, description="views per warm-up batch")
-    cotrain_epochs: int = Field(default=50, ge=0)
-    batch_size: int = Field(default=256, ge=1, description="views per co-training batch")
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=0.01, gt=0.0)
-    momentum: float = Field(default=0.99, ge=0.0, lt=1.0)
-    gamma: float = Field(default=1.0, ge=0.0, description="confidence penalty of the warm-up")
-    temperature: float = Field(default=0.5, gt=0.0)
-    mixup_alpha: float = Field(default=0.3, gt=0.0)
-    mixup_draws: int = Field(default=300, ge=1)
-    sigma_mode: Literal["released", "fixed_rule", "constant"] = "released"
-    sigma: float = Field(default=0.0, ge=0.0, description="unlabelled weight when constant")
-    anchor_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
-    gmm_tol: float = Field(default=1e-3, gt=0.0)
-    reg_covar: float = Field(default=5e-4, gt=0.0)
-    division: Literal["vote", "mean"] = "vote"
-    division_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
-    faithful: bool = Field(default=False, description="released unlabelled loss (pitfall 2)")
 
 
 @dataclass
@@ -188,7 +161,7 @@ def _faithful_views(cfg: RTDSConfig, views: torch.Tensor) -> int:
 
 
 def estimate_sigma(
-    nets: list[nn.Module], views: torch.Tensor, labels: torch.Tensor, k: int, cfg: RTDSConfig
+    nets: Sequence[nn.Module], views: torch.Tensor, labels: torch.Tensor, k: int, cfg: RTDSConfig
 ) -> float:
     """Sigma per ``cfg.sigma_mode`` (4.4.4); ``fixed_rule`` builds T on per-cluster anchors."""
     if cfg.sigma_mode == "released":
