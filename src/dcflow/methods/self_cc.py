@@ -5,7 +5,9 @@ not available; this follows ``shared/methods/self-cc.md``, a re-reading of the r
 
 Stages:
     pretrain: MLP autoencoder (the feature extractor's architecture) reconstructing clean images
-        with Adam; upstream ships these weights but not the code that made them (spec 4.6).
+        with Adam; upstream ships these weights but not the code that made them (spec 4.6). Self-CC
+        owns its weights cache rather than borrowing ASPC-DA's (``weights_owner``): ASPC-DA
+        pretrains on augmented targets with SGD lr 1.0, a different recipe and config section.
     cluster-init: k-means (``n_init`` restarts) on the codes gives the centres ``C`` ``[K, d]``;
         fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``.
     confident-sample-selection: the outer loop's first selection (eta_0, 4.3).
