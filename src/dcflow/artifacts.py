@@ -33,6 +33,9 @@ PREDICTIONS = "predictions.csv"  # evaluate: index,label,cluster[,confidence]
 CONFUSION_PNG = "confusion.png"  # evaluate
 EMBEDDING_PNG = "embedding.png"  # evaluate
 CONFIG = "config.json"  # evaluate: the effective run config
+MEMBERSHIP = "membership.npy"  # self-cc cluster-init, refine: [N, K] float32 fuzzy memberships
+TARGET = "target.npy"  # self-cc refine: [N, K] float32 last RTDS target Q (rows sum to 2)
+DIVISION = "division.npz"  # self-cc refine: last RTDS labelled masks and weights per classifier
 
 
 @contextmanager

@@ -1,0 +1,239 @@
+"""Self-CC: Self-Correcting Clustering (clustering module + robust target-distribution solver).
+
+H. Wang et al., "Self-Correcting Clustering", IEEE TKDE 37(3):1439-1454, 2025. The paper text was
+not available; this follows ``shared/methods/self-cc.md``, a re-reading of the released code.
+
+Stages:
+    pretrain: MLP autoencoder (the feature extractor's architecture) reconstructing clean images
+        with Adam; upstream ships these weights but not the code that made them (spec 4.6). Self-CC
+        owns its weights cache rather than borrowing ASPC-DA's (``weights_owner``): ASPC-DA
+        pretrains on augmented targets with SGD lr 1.0, a different recipe and config section.
+    cluster-init: k-means (``n_init`` restarts) on the codes gives the centres ``C`` ``[K, d]``;
+        fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``.
+    confident-sample-selection: the outer loop's first selection (eta_0, 4.3).
+    refine: the outer loop (4.2): for eta_t = eta_0 + t * step, select the top-eta members per
+        cluster, run RTDS (:mod:`dcflow.methods.self_cc_rtds`) for the target ``Q``, retrain the
+        encoder and centres on ``argmax Q`` (4.5); stop when eta reaches 1 or the partition agrees
+        with the previous one (Hungarian-matched) at >= ``agreement_stop``.
+    evaluate: ACC/NMI/ARI on ``argmax U``; ECE from the last RTDS pair's probabilities ``Q / 2``.
+
+Upstream defects and how dcflow handles them (spec section 7):
+    1. sigma (unlabelled-loss weight) is always 0 as released (an index is compared with a length):
+       ``rtds.sigma_mode`` = ``released`` (0, default) | ``fixed_rule`` (the intended symmetry test,
+       implemented) | ``constant``; sigma is logged every outer iteration.
+    2. Unlabelled MSE on logits and prior pi = 1/A: fixed to softmax and 1/K; ``rtds.faithful``
+       restores the released form.
+    3. Hard-coded 20 views in the unlabelled guess: every loop uses the configured A.
+    4. Centres declared (d, K) but used as rows: stored and asserted as (K, d).
+    5. Float32 overflow of d^(-2/(m-1)): memberships in log space, log-U fed to the NLL.
+    6. OneHotEncoder dropping absent classes: ``F.one_hot(num_classes=K)``.
+    7. Accumulated eta (0.9999999999999999): eta_t = eta_0 + t * step, quotas rounded to 9 decimals.
+    8. Best-of-E_f epoch picked with ground truth: the last epoch is kept; no labels outside
+       evaluate.
+    9. CUDA-only loading: device-agnostic, weights loaded with ``map_location='cpu'``.
+    10. Clustering module left in train mode for memberships: inference runs in eval mode.
+    11. float64 view banks of gigabytes: views are uint8 ``[S, A, D]``, per outer iteration.
+    12. One PNG per view (Augmentor): seeded batched torch affine warps on the device.
+    13. Empty clusters / labelled / unlabelled sets: skipped, never an empty loader.
+    14. No seeds upstream: every draw comes from generators seeded by the run seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dcflow import artifacts as art
+from dcflow.clustering import KMeans
+from dcflow.clustering.metrics import cluster_acc
+from dcflow.errors import StageError, WeightsError
+from dcflow.losses.self_cc import log_membership
+from dcflow.methods.base import Method, StageContext
+from dcflow.methods.self_cc_config import SelfCCConfig
+from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
+from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
+from dcflow.models import AutoEncoder, load_state
+from dcflow.models.self_cc import ClusteringModule
+from dcflow.progress import Progress
+from dcflow.registry import register_method
+from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
+from dcflow.transforms import RandomAffine
+
+
+@register_method
+class SelfCC(Method):
+    """Self-CC (Wang et al., TKDE 2025): fuzzy clustering module corrected by a robust solver."""
+
+    name = "self-cc"
+    paper = "Wang et al., Self-Correcting Clustering, TKDE 2025"
+    Config = SelfCCConfig
+    pretrain_sections = ("pretrain",)
+    cfg: SelfCCConfig
+
+    def _flat(self, ctx: StageContext) -> torch.Tensor:
+        return torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1)).to(ctx.device)
+
+    def _autoencoder(self, ctx: StageContext, load: bool) -> AutoEncoder:
+        p = self.cfg.pretrain
+        model = AutoEncoder([int(np.prod(ctx.data.image_shape)), *p.hidden_dims, p.embedding_dim])
+        if load:
+            if ctx.weights is None:
+                raise WeightsError("this stage needs pretrained weights")
+            try:
+                model.load_state_dict(load_state(ctx.weights))
+            except RuntimeError:
+                raise WeightsError(
+                    f"weights {ctx.weights} do not fit the configured autoencoder"
+                ) from None
+        return model.to(ctx.device)
+
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """Reconstruct clean images (MSE, Adam): the fallback for the unreleased FE training."""
+        cfg = self.cfg.pretrain
+        torch.manual_seed(ctx.seed)
+        x, model, gen = self._flat(ctx), self._autoencoder(ctx, load=False), ctx.generator(1)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        bar, losses = Progress("pretrain", cfg.epochs), []
+        for epoch in range(1, cfg.epochs + 1):
+            total = torch.zeros((), device=ctx.device)
+            for idx in (
+                torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size)
+            ):
+                loss = torch.nn.functional.mse_loss(model(x[idx]), x[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * idx.numel()
+            losses.append(float(total) / ctx.data.n)
+            if not np.isfinite(losses[-1]):
+                raise StageError(f"pretrain diverged at epoch {epoch}; lower pretrain.lr")
+            ctx.curves.log(epoch, loss=losses[-1])
+            bar.update(epoch, loss=losses[-1])
+        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return {"loss_first": losses[0], "loss_last": losses[-1]}
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """k-means on the codes -> centres ``[K, d]``; memberships ``U`` (4.1) and ``argmax U``."""
+        c = self.cfg.cluster
+        z = self._autoencoder(ctx, load=True).embed(self._flat(ctx))
+        km = KMeans(ctx.data.n_clusters, c.n_init, c.max_iter, seed=ctx.seed).fit(z)
+        u = log_membership(z, km.cluster_centers_, c.m).exp()
+        labels = u.argmax(1)
+        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.MEMBERSHIP, u.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
+        sizes = torch.bincount(labels, minlength=ctx.data.n_clusters)
+        return {"inertia": km.inertia_, "min_cluster": float(sizes.min())}
+
+    def _select(self, u: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.cfg.selection
+        if s.selector == "per_column_topk":
+            return per_column_topk(u, eta, s.per_cluster)
+        return per_cluster_fraction(u, eta)
+
+    def _schedule(self) -> list[float]:
+        s = self.cfg.selection
+        return eta_schedule(s.eta0, s.eta_step, s.stop)
+
+    def select(self, ctx: StageContext) -> dict[str, float]:
+        """Level-1 selection at eta_0 on the cluster-init memberships (4.3)."""
+        u = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.MEMBERSHIP))
+        schedule = self._schedule()
+        if not schedule:
+            raise StageError("the eta schedule is empty: selection.eta0 already meets the stop")
+        idx, lab = self._select(u, schedule[0])
+        for t, eta in enumerate(schedule):
+            ctx.curves.log(t, eta=eta)
+        art.save_npz(
+            ctx.out,
+            art.SELECTED,
+            indices=idx.numpy(),
+            pseudo_labels=lab.numpy(),
+            eta=np.float64(schedule[0]),
+            t=np.int64(0),
+        )
+        return {
+            "n_selected": float(idx.numel()),
+            "selected_fraction": idx.numel() / max(1, u.shape[0]),
+            "eta": schedule[0],
+            "n_outer_planned": float(len(schedule)),
+        }
+
+    def _first_selection(
+        self, ctx: StageContext, u: torch.Tensor, eta: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The selection stage's artifact when the layout has one, else recomputed at eta_0."""
+        if "confident-sample-selection" not in ctx.inputs:
+            return self._select(u, eta)
+        sel = art.load_npz(ctx.inputs["confident-sample-selection"], art.SELECTED)
+        if abs(float(sel["eta"]) - eta) > 1e-9:
+            raise StageError(f"selection artifact has eta {float(sel['eta'])}, schedule {eta}")
+        return (
+            torch.from_numpy(sel["indices"]).to(ctx.device),
+            torch.from_numpy(sel["pseudo_labels"]).to(ctx.device),
+        )
+
+    def _module(self, ctx: StageContext) -> ClusteringModule:
+        centers = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.CENTERS))
+        shape = (ctx.data.n_clusters, self.cfg.pretrain.embedding_dim)
+        if tuple(centers.shape) != shape:  # pitfall 4: centres are rows
+            raise StageError(f"centres have shape {tuple(centers.shape)}, expected (K, d) {shape}")
+        encoder = self._autoencoder(ctx, load=True).encoder
+        return ClusteringModule(encoder, centers.to(ctx.device), self.cfg.cluster.m)
+
+    def _outer_step(
+        self, ctx: StageContext, module: ClusteringModule, pick: Pick, gen: torch.Generator
+    ) -> tuple[RTDSResult, list[float]]:
+        """RTDS on the selection, then the module update on ``argmax Q`` (4.4, 4.5)."""
+        if pick.indices.numel() == 0:
+            raise StageError(f"outer iteration {pick.t} selected no sample")
+        v, x = self.cfg.views, self._flat(ctx)
+        aug = RandomAffine(v.rotation, v.shift, v.interpolation)
+        images = torch.from_numpy(ctx.data.x).to(ctx.device)
+        views = make_views(images[pick.indices], v.count, aug, gen)
+        seed = ctx.seed * 1000 + pick.t
+        res = run_rtds(views, pick.labels, x, ctx.data.n_clusters, self.cfg.rtds, gen, seed)
+        return res, update_module(module, x, res.target.argmax(1), self.cfg.update, gen)
+
+    def refine(self, ctx: StageContext) -> dict[str, float]:
+        """The outer loop (4.2): select, RTDS, module update, agreement stop."""
+        torch.manual_seed(ctx.seed)
+        module, gen, x = self._module(ctx), ctx.generator(3), self._flat(ctx)
+        _, u = module.infer(x)
+        schedule = self._schedule()
+        if not schedule:
+            raise StageError("the eta schedule is empty: selection.eta0 already meets the stop")
+        bar = Progress("refine", len(schedule), "outer iterations")
+        history: list[dict[str, float]] = []
+        picks: list[Pick] = []
+        for t, eta in enumerate(schedule):
+            a_prev = u.argmax(1)
+            first = t == 0
+            picked = self._first_selection(ctx, u, eta) if first else self._select(u, eta)
+            picks.append(Pick(t, eta, *picked))
+            res, losses = self._outer_step(ctx, module, picks[-1], gen)
+            _, u = module.infer(x)
+            agree = cluster_acc(a_prev.cpu().numpy(), u.argmax(1).cpu().numpy())
+            row = {
+                "eta": eta,
+                "n_selected": float(picks[-1].indices.numel()),
+                "agreement": agree,
+                "update_loss": losses[-1] if losses else float("nan"),
+                **res.metrics,
+            }
+            history.append({"t": t, **row})
+            ctx.curves.log(t, **row)
+            bar.update(t + 1, agreement=agree, sigma=res.sigma)
+            if agree >= self.cfg.selection.agreement_stop:
+                break
+        labels = save_outputs(ctx.out, module, x, res, picks)
+        art.append_jsonl(ctx.out, art.HISTORY, history)
+        return {
+            "n_outer": float(len(history)),
+            "stopped_by_agreement": float(agree >= self.cfg.selection.agreement_stop),
+            "last_agreement": agree,
+            "sigma_max": max(h["sigma"] for h in history),
+            "target_vs_module_agreement": float((res.target.argmax(1) == labels).float().mean()),
+        }

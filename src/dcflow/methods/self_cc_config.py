@@ -1,0 +1,97 @@
+"""Self-CC hyper-parameters (defaults: the released USPS code; ``shared/methods/self-cc.md`` 5).
+
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from dcflow.config import StrictModel
+
+
+class RTDSConfig(StrictModel):
+    """RTDS hyper-parameters (defaults: the released USPS code)."""
+
+    classifier1: list[int] = Field(default_factory=lambda: [1000, 500, 300], min_length=1)
+    classifier2: list[int] = Field(default_factory=lambda: [300, 500, 1000], min_length=1)
+    warmup_epochs: int = Field(default=10, ge=0)
+    warmup_batch_size: int = Field(default=1024, ge=1, description="views per warm-up batch")
+    cotrain_epochs: int = Field(default=50, ge=0)
+    batch_size: int = Field(default=256, ge=1, description="views per co-training batch")
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0.0)
+    momentum: float = Field(default=0.99, ge=0.0, lt=1.0)
+    gamma: float = Field(default=1.0, ge=0.0, description="confidence penalty of the warm-up")
+    temperature: float = Field(default=0.5, gt=0.0)
+    mixup_alpha: float = Field(default=0.3, gt=0.0)
+    mixup_draws: int = Field(default=300, ge=1)
+    sigma_mode: Literal["released", "fixed_rule", "constant"] = "released"
+    sigma: float = Field(default=0.0, ge=0.0, description="unlabelled weight when constant")
+    anchor_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
+    gmm_tol: float = Field(default=1e-3, gt=0.0)
+    reg_covar: float = Field(default=5e-4, gt=0.0)
+    division: Literal["vote", "mean"] = "vote"
+    division_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    faithful: bool = Field(default=False, description="released unlabelled loss (pitfall 2)")
+
+
+class PretrainConfig(StrictModel):
+    """Autoencoder with the feature extractor's architecture (USPS FE: D-500-500-1000-10)."""
+
+    hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 1000], min_length=1)
+    embedding_dim: int = Field(default=10, ge=1)
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0)
+
+
+class ClusterConfig(StrictModel):
+    """k-means initialisation and the fuzzifier m (1.1 for USPS/MNIST, 1.04 for STL/CIFAR)."""
+
+    m: float = Field(default=1.1, gt=1.0)
+    n_init: int = Field(default=20, ge=1)
+    max_iter: int = Field(default=300, ge=1)
+
+
+class SelectionConfig(StrictModel):
+    """Outer-loop schedule and level-1 selector (USPS: 0.6 + 0.05 t while eta < 1)."""
+
+    eta0: float = Field(default=0.6, gt=0.0, le=1.0)
+    eta_step: float = Field(default=0.05, gt=0.0)
+    stop: Literal[">=", ">"] = ">="
+    selector: Literal["per_cluster_fraction", "per_column_topk"] = "per_cluster_fraction"
+    per_cluster: int = Field(default=0, ge=0, description="topk quota base; 0 means N/K")
+    agreement_stop: float = Field(default=0.998, gt=0.0, le=1.0)
+
+
+class ViewsConfig(StrictModel):
+    """A augmented views per selected sample: random rotation and shift on the device."""
+
+    count: int = Field(default=20, ge=1)
+    rotation: float = Field(default=10.0, ge=0.0, le=180.0)
+    shift: float = Field(default=0.1, ge=0.0, lt=0.5)
+    interpolation: Literal["bilinear", "nearest"] = "bilinear"
+
+
+class UpdateConfig(StrictModel):
+    """Clustering-module update on argmax Q (USPS: 20 epochs, batch 128, SGD 0.01 mom 0.99)."""
+
+    epochs: int = Field(default=20, ge=0)
+    batch_size: int = Field(default=128, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(default=0.01, gt=0.0)
+    momentum: float = Field(default=0.99, ge=0.0, lt=1.0)
+
+
+class SelfCCConfig(StrictModel):
+    """All Self-CC hyper-parameters; defaults follow the released USPS code."""
+
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    views: ViewsConfig = Field(default_factory=ViewsConfig)
+    rtds: RTDSConfig = Field(default_factory=RTDSConfig)
+    update: UpdateConfig = Field(default_factory=UpdateConfig)
