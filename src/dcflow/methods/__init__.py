@@ -8,7 +8,7 @@ import importlib
 import os
 
 from dcflow.errors import ConfigError
-from dcflow.methods import aspc_da  # noqa: F401
+from dcflow.methods import aspc_da, hadis, propos  # noqa: F401
 
 PLUGINS_ENV = "DCFLOW_PLUGINS"
 
