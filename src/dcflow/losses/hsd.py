@@ -13,6 +13,8 @@ ever enters the arithmetic.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -27,7 +29,10 @@ def _pairwise(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def hsd_loss(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.5
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float = 0.5,
+    reduction: Literal["mean", "none"] = "mean",
 ) -> torch.Tensor:
     """Soft-triplet distillation of the teacher's geometry on each anchor's hardest pair.
 
@@ -41,9 +46,11 @@ def hsd_loss(
         student: ``[B, d]`` student embeddings (predictor outputs; normalised here).
         teacher: ``[B, d]`` teacher embeddings (target network; normalised, detached here).
         temperature: ``tau_h`` (0.5, hard-coded upstream).
+        reduction: ``mean`` (the loss) or ``none`` (per-anchor ``[B]`` values).
 
     Returns:
-        Scalar ``>= 0``; ``ln 2`` with zero gradient when the student equals the teacher.
+        Scalar ``>= 0`` (or ``[B]``); ``ln 2`` with zero gradient when the student equals the
+        teacher; below ``ln 2`` for an anchor with ``w_n > 0`` and ``w_p = 0``.
     """
     s = F.normalize(student.float(), dim=1)
     t = F.normalize(teacher.detach().float(), dim=1)
@@ -59,4 +66,5 @@ def hsd_loss(
     w_n = torch.where(has_neg, (dt_n - d_n).clamp_min(0.0), torch.zeros_like(d_n)).detach()
     w_p = (d_p - dt_p).clamp_min(0.0).detach()
     logit = (w_p * d_p - torch.where(has_neg, w_n * d_n, torch.zeros_like(d_n))) / temperature
-    return F.softplus(logit).mean()
+    per_anchor = F.softplus(logit)
+    return per_anchor if reduction == "none" else per_anchor.mean()

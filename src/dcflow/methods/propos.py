@@ -154,8 +154,7 @@ class ProPos(Method):
         iters = math.ceil(ctx.data.n / o.batch_size)
         total_steps = t.epochs * iters
         base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
-        warm = epoch <= t.warmup_epochs
-        sigma = 0.0 if warm else t.sigma
+        sigma, use_psl = self.phase(epoch)
         sums: dict[str, torch.Tensor] = {}
         perm = torch.randperm(ctx.data.n, generator=gen).to(ctx.device)
         net.train()
@@ -166,7 +165,7 @@ class ProPos(Method):
             lr = learning_rate(step / iters, base_lr, t.warmup_epochs, t.epochs, o.eta_min)
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_factor"]
-            y = None if warm or labels is None else labels[idx]
+            y = labels[idx] if use_psl and labels is not None else None
             terms = self._step_losses(net, x[idx], y, ctx.data.n_clusters, sigma, gen)
             loss = torch.stack(list(terms.values())).sum()
             opt.zero_grad(set_to_none=True)
@@ -179,6 +178,11 @@ class ProPos(Method):
         if not all(np.isfinite(v) for v in means.values()):
             raise StageError(f"training diverged at epoch {epoch} ({means}); lower optim.lr")
         return means
+
+    def phase(self, epoch: int) -> tuple[float, bool]:
+        """``(sigma, PSL on)`` at 1-based ``epoch``: ``(0, False)`` during the warm-up."""
+        t = self.cfg.train
+        return (0.0, False) if epoch <= t.warmup_epochs else (t.sigma, t.psl_weight > 0)
 
     def _estep(self, ctx: StageContext, net: ProPosNet) -> tuple[torch.Tensor, KMeans]:
         """k-means on normalised target embeddings (Sec. 4.4): features ``[N, d]`` and the fit."""
