@@ -1,0 +1,265 @@
+"""ProPos: prototype scattering and positive sampling, and the training core HaDis extends.
+
+Z. Huang, J. Chen, J. Zhang, H. Shan, "Learning Representation for Clustering via Prototype
+Scattering and Positive Sampling", IEEE TPAMI 2022 (arXiv 2111.11821). Re-implemented from
+``shared/methods/hadis.md``; the upstream code (no licence) is not copied.
+
+Stages (one EM run cut into coarse steps):
+    pretrain: warm-up epochs ``1..W``: symmetric alignment with ``sigma = 0``, no PSL (plus HSD for
+        HaDis). Writes the online/target/predictor weights and the SGD momentum buffers.
+    cluster-init: first E-step, k-means on the L2-normalised *target* embeddings (pitfall 8).
+    refine: epochs ``W+1..E``: M-step with ``L_align + lambda L_psl`` (Eq. 4-6) on the current
+        pseudo-labels, then an E-step every ``kmeans.every`` epochs and after the last one.
+
+Per step: both views go through the online net in one batch of ``2B`` (BN statistics over both
+views), the target net likewise, and the predictor once on the noisy ``v = q + sigma eps``; the
+alignment loss of both directions is averaged, PSL is averaged over the two directions. SGD with
+``lr = optim.lr * batch / 256`` (pitfall 2: the scaling is explicit here), predictor LR x10, linear
+warm-up then cosine over ``E`` (pitfall 3, kept), EMA after each SGD step.
+
+Final outputs: ``labels.npy`` (last k-means), ``embeddings.npy`` (normalised target embeddings),
+``proba.npy`` = ``softmax_c(-||z - mu_c||^2 / (2 T))`` with ``T = proba_temperature``: for unit
+centres this is ``softmax(z . mu_c / T)``, and its argmax is always the k-means label.
+
+Upstream defects handled: k-means leaving a cluster empty no longer scores ACC 0 (dcflow's
+Hungarian match is rectangular, pitfall 7) and the number of empty clusters is logged; no
+``torch.distributed`` or ``.cuda()`` (pitfalls 5, 12, 15); the predictor runs once per step and
+its output is shared by alignment and HSD (pitfall 10). Deviation: k-means is Euclidean on unit
+vectors with ``kmeans.n_init`` restarts (the spec's CPU suggestion), not cosine k-means.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from dcflow import artifacts as art
+from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering.metrics import cluster_acc
+from dcflow.errors import StageError, WeightsError
+from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
+from dcflow.methods.base import Method, StageContext
+from dcflow.methods.propos_config import ProPosConfig
+from dcflow.models import load_state
+from dcflow.models.propos_net import (
+    ProPosNet,
+    checkpoint_state,
+    ema_momentum,
+    learning_rate,
+    make_optimizer,
+    restore_checkpoint,
+)
+from dcflow.progress import Progress
+from dcflow.registry import register_method
+from dcflow.transforms.propos_views import affine_view, simclr_view
+
+
+@register_method
+class ProPos(Method):
+    """ProPos (Huang et al., TPAMI 2022): BYOL + positive sampling + prototype scattering, EM."""
+
+    name = "propos"
+    paper = (
+        "Huang et al., Learning representation for clustering via prototype scattering, TPAMI 2022"
+    )
+    Config = ProPosConfig
+    stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
+    pretrain_sections: ClassVar[tuple[str, ...]] = ("model", "augment", "optim", "train")
+    cfg: ProPosConfig
+
+    # ---------------------------------------------------------------- networks and data
+    def _net(self, ctx: StageContext) -> ProPosNet:
+        m = self.cfg.model
+        return ProPosNet(m.backbone, ctx.data.image_shape, m.widths, m.hidden, m.dim).to(ctx.device)
+
+    def _optimizer(self, net: ProPosNet) -> torch.optim.SGD:
+        o = self.cfg.optim
+        return make_optimizer(net, o.momentum, o.weight_decay, o.predictor_lr_factor)
+
+    def _save(self, ctx: StageContext, name: str, net: ProPosNet, opt: torch.optim.SGD) -> None:
+        with art.atomic_path(ctx.out / name) as tmp:
+            torch.save(checkpoint_state(net, opt), tmp)
+
+    def _load(self, ctx: StageContext) -> tuple[ProPosNet, torch.optim.SGD]:
+        if ctx.weights is None:
+            raise WeightsError("this stage needs the warm-up weights")
+        net = self._net(ctx)
+        opt = self._optimizer(net)
+        try:
+            restore_checkpoint(load_state(ctx.weights), net, opt)
+        except RuntimeError:
+            raise WeightsError(
+                f"weights {ctx.weights} do not fit the configured networks"
+            ) from None
+        return net, opt
+
+    def _images(self, ctx: StageContext) -> torch.Tensor:
+        return torch.from_numpy(ctx.data.x).to(ctx.device)
+
+    def _view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        a = self.cfg.augment
+        if a.kind == "simclr":
+            return simclr_view(x, gen, crop_min=a.crop_min)
+        return affine_view(x, gen, a.rotation, a.shift, a.scale, a.noise)
+
+    # ---------------------------------------------------------------- one SGD step
+    def _extra_losses(
+        self, p: torch.Tensor, k_other: torch.Tensor, b: int
+    ) -> dict[str, torch.Tensor]:
+        """Further loss terms on the shared predictor output (HaDis adds HSD); weighted sums."""
+        return {}
+
+    def _step_losses(
+        self,
+        net: ProPosNet,
+        xb: torch.Tensor,
+        labels: torch.Tensor | None,
+        n_clusters: int,
+        sigma: float,
+        gen: torch.Generator,
+    ) -> dict[str, torch.Tensor]:
+        """Weighted loss terms of one symmetric step on ``xb`` ``[B, C, H, W]``."""
+        b, t = xb.shape[0], self.cfg.train
+        q, k = net(torch.cat([self._view(xb, gen), self._view(xb, gen)]))  # [2B, d] each
+        if sigma > 0:
+            q_noisy = q + sigma * torch.randn(q.shape, generator=gen).to(q.device)
+        else:
+            q_noisy = q
+        p = net.predictor(q_noisy)  # one predictor pass, shared (pitfall 10)
+        k_other = torch.cat([k[b:], k[:b]])  # each view's partner
+        terms = {"align": alignment_loss(p, k_other)}
+        if labels is not None and t.psl_weight > 0:
+            n_k = n_clusters
+            psl = prototype_scattering_loss(q[:b], k[b:], labels, n_k, t.temperature)
+            psl = psl + prototype_scattering_loss(q[b:], k[:b], labels, n_k, t.temperature)
+            terms["psl"] = t.psl_weight * psl / 2
+        terms.update(self._extra_losses(p, k_other, b))
+        return terms
+
+    # ---------------------------------------------------------------- epochs and E-step
+    def _train_epoch(
+        self,
+        ctx: StageContext,
+        net: ProPosNet,
+        opt: torch.optim.SGD,
+        epoch: int,
+        labels: torch.Tensor | None,
+        gen: torch.Generator,
+    ) -> dict[str, float]:
+        """One shuffled epoch (1-based ``epoch``); returns the mean of every loss term."""
+        o, t, x = self.cfg.optim, self.cfg.train, self._images(ctx)
+        iters = math.ceil(ctx.data.n / o.batch_size)
+        total_steps = t.epochs * iters
+        base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
+        sigma, use_psl = self.phase(epoch)
+        sums: dict[str, torch.Tensor] = {}
+        perm = torch.randperm(ctx.data.n, generator=gen).to(ctx.device)
+        net.train()
+        for i, idx in enumerate(perm.split(o.batch_size)):
+            if idx.numel() < 2:  # BatchNorm needs two samples
+                continue
+            step = (epoch - 1) * iters + i
+            lr = learning_rate(step / iters, base_lr, t.warmup_epochs, t.epochs, o.eta_min)
+            for group in opt.param_groups:
+                group["lr"] = lr * group["lr_factor"]
+            y = labels[idx] if use_psl and labels is not None else None
+            terms = self._step_losses(net, x[idx], y, ctx.data.n_clusters, sigma, gen)
+            loss = torch.stack(list(terms.values())).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            net.ema_update(ema_momentum(step + 1, total_steps, t.ema, t.momentum_increase))
+            for name, val in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, torch.zeros((), device=ctx.device)) + val.detach()
+        means = {k: float(v) / iters for k, v in sums.items()}
+        if not all(np.isfinite(v) for v in means.values()):
+            raise StageError(f"training diverged at epoch {epoch} ({means}); lower optim.lr")
+        return means
+
+    def phase(self, epoch: int) -> tuple[float, bool]:
+        """``(sigma, PSL on)`` at 1-based ``epoch``: ``(0, False)`` during the warm-up."""
+        t = self.cfg.train
+        return (0.0, False) if epoch <= t.warmup_epochs else (t.sigma, t.psl_weight > 0)
+
+    def _estep(self, ctx: StageContext, net: ProPosNet) -> tuple[torch.Tensor, KMeans]:
+        """k-means on normalised target embeddings (Sec. 4.4): features ``[N, d]`` and the fit."""
+        z = net.embed_target(self._images(ctx))
+        k = self.cfg.kmeans
+        km = KMeans(ctx.data.n_clusters, k.n_init, k.max_iter, seed=ctx.seed).fit(z)
+        return z, km
+
+    def _n_empty(self, labels: torch.Tensor, n_clusters: int) -> float:
+        return float((torch.bincount(labels, minlength=n_clusters) == 0).sum())
+
+    # ---------------------------------------------------------------- stage hooks
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """Warm-up epochs ``1..W``: alignment only (sigma 0, no PSL) + method extras."""
+        torch.manual_seed(ctx.seed)
+        net = self._net(ctx)
+        opt, gen = self._optimizer(net), ctx.generator(1)
+        w = self.cfg.train.warmup_epochs
+        bar = Progress("warm-up", w)
+        first: dict[str, float] = {}
+        last: dict[str, float] = {}
+        for epoch in range(1, w + 1):
+            last = self._train_epoch(ctx, net, opt, epoch, None, gen)
+            first = first or last
+            ctx.curves.log(epoch, **last)
+            bar.update(epoch, **last)
+        self._save(ctx, art.WEIGHTS, net, opt)
+        return {
+            **{f"{k}_first": v for k, v in first.items()},
+            **{f"{k}_last": v for k, v in last.items()},
+        }
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """First E-step: k-means on the warm-up target embeddings."""
+        net, _ = self._load(ctx)
+        z, km = self._estep(ctx, net)
+        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.LABELS, km.labels_.cpu().numpy().astype(np.int64))
+        return {
+            "inertia": km.inertia_,
+            "empty_clusters": self._n_empty(km.labels_, ctx.data.n_clusters),
+        }
+
+    def refine(self, ctx: StageContext) -> dict[str, float]:
+        """EM epochs ``W+1..E``: M-step with PSL on the pseudo-labels, then k-means again."""
+        t, k_cfg = self.cfg.train, self.cfg.kmeans
+        torch.manual_seed(ctx.seed + 1)
+        net, opt = self._load(ctx)
+        gen = ctx.generator(2)
+        labels = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.LABELS)).to(
+            ctx.device
+        )
+        bar, history, km, z = Progress("refine", t.epochs - t.warmup_epochs), [], None, None
+        for epoch in range(t.warmup_epochs + 1, t.epochs + 1):
+            row: dict[str, float] = self._train_epoch(ctx, net, opt, epoch, labels, gen)
+            if (epoch - t.warmup_epochs) % k_cfg.every == 0 or epoch == t.epochs:
+                z, km = self._estep(ctx, net)
+                row["changed"] = 1.0 - cluster_acc(labels.cpu().numpy(), km.labels_.cpu().numpy())
+                row["empty_clusters"] = self._n_empty(km.labels_, ctx.data.n_clusters)
+                labels = km.labels_
+            history.append({"epoch": epoch, **row})
+            ctx.curves.log(epoch, **row)
+            bar.update(epoch - t.warmup_epochs, **row)
+        assert km is not None and z is not None
+        self._write_final(ctx, net, z, km, history)
+        return {f"{k}_last": v for k, v in history[-1].items() if k != "epoch"}
+
+    def _write_final(
+        self, ctx: StageContext, net: ProPosNet, z: torch.Tensor, km: KMeans, history: list
+    ) -> None:
+        d2 = squared_distances(z, km.cluster_centers_)  # [N, K]
+        proba = torch.softmax(-d2 / (2 * self.cfg.proba_temperature), dim=1)
+        art.save_npy(ctx.out, art.LABELS, km.labels_.cpu().numpy().astype(np.int64))
+        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.append_jsonl(ctx.out, art.HISTORY, history)
+        with art.atomic_path(ctx.out / art.MODEL) as tmp:
+            torch.save(net.state_dict(), tmp)
