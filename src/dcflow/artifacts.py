@@ -33,6 +33,7 @@ PREDICTIONS = "predictions.csv"  # evaluate: index,label,cluster[,confidence]
 CONFUSION_PNG = "confusion.png"  # evaluate
 EMBEDDING_PNG = "embedding.png"  # evaluate
 CONFIG = "config.json"  # evaluate: the effective run config
+NEIGHBORS = "neighbors.npy"  # scan/ruc cluster-init: [N, k+1] int64 mined neighbours, self first
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import os
 
 from dcflow.errors import ConfigError
 from dcflow.methods import aspc_da  # noqa: F401
+from dcflow.methods import scan  # noqa: F401
 
 PLUGINS_ENV = "DCFLOW_PLUGINS"
 
