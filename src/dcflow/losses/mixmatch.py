@@ -47,7 +47,7 @@ def mixup(
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``-(1/M) sum_i sum_c t_ic log softmax(z_i)_c`` (``L_X``, and ``L_S`` with smoothed targets)."""
+    """Soft cross-entropy ``-(1/M) sum_i sum_c t_ic log softmax(z_i)_c`` (``L_X``; ``L_S``)."""
     return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
 
 

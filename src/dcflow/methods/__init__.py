@@ -8,8 +8,11 @@ import importlib
 import os
 
 from dcflow.errors import ConfigError
-from dcflow.methods import aspc_da  # noqa: F401
-from dcflow.methods import scan  # noqa: F401
+from dcflow.methods import (  # noqa: F401
+    aspc_da,  # noqa: F401
+    ruc,
+    scan,
+)
 
 PLUGINS_ENV = "DCFLOW_PLUGINS"
 

@@ -22,6 +22,8 @@ score on the same pool) and the validation loss uses the pool, as no labels are 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -63,12 +65,18 @@ def cluster_stats(proba: torch.Tensor) -> dict[str, float]:
 
 @register_method
 class SCAN(Method):
-    """SCAN (Van Gansbeke et al., ECCV 2020): SimCLR -> SCAN loss with mined neighbours -> self-label."""
+    """SCAN (Van Gansbeke et al., ECCV 2020): SimCLR -> SCAN loss on neighbours -> self-label."""
 
     name = "scan"
     paper = "Van Gansbeke et al., SCAN: Learning to classify images without labels, ECCV 2020"
     Config = SCANConfig
-    stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
+    stages: ClassVar[tuple[str, ...]] = (
+        "download-weights",
+        "pretrain",
+        "cluster-init",
+        "refine",
+        "evaluate",
+    )
     training_stages = frozenset({"pretrain", "cluster-init", "refine"})
     pretrain_sections = ("model", "simclr")
     cfg: SCANConfig
@@ -77,9 +85,9 @@ class SCAN(Method):
         return torch.from_numpy(ctx.data.x).to(ctx.device)
 
     def _model(self, ctx: StageContext, n_heads: int) -> ClusterModel:
-        return build_model(
-            self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, n_heads
-        ).to(ctx.device)
+        return build_model(self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, n_heads).to(
+            ctx.device
+        )
 
     def _load(self, ctx: StageContext, path: object, n_heads: int, strict: bool) -> ClusterModel:
         """Build a model and load ``path``; with ``strict=False`` only head keys may differ."""
@@ -108,7 +116,7 @@ class SCAN(Method):
         return metrics
 
     def scan_step(self, ctx: StageContext) -> tuple[ClusterModel, torch.Tensor, dict[str, float]]:
-        """Mine neighbours (saved) and train the SCAN heads; returns (model, projections, metrics)."""
+        """Mine neighbours (saved), train the SCAN heads; return (model, projections, metrics)."""
         cfg, x = self.cfg.scan, self._pool(ctx)
         model = self._load(ctx, ctx.weights, cfg.heads, strict=False)
         proj = predict(model, x)[2]

@@ -1,8 +1,8 @@
 """Backbone + contrastive head + cluster heads, with SCAN's parameter names.
 
-Keys follow the SCAN code base (``backbone.*``, ``contrastive_head.{0,2}.*``, ``cluster_head.{h}.*``)
-so a SimCLR checkpoint loads into a clustering model with only head keys differing. The input
-normalisation (per-channel mean/std of the pretraining pool) is stored as buffers, so every later
+Keys follow the SCAN code base (``backbone.*``, ``contrastive_head.{0,2}.*``,
+``cluster_head.{h}.*``) so a SimCLR checkpoint loads into a clustering model with only head keys
+differing. The input normalisation (per-channel mean/std of the pretraining pool) is stored as buffers, so every later
 stage uses the statistics of the checkpoint (spec ``ruc.md`` pitfall 14).
 """
 
@@ -42,6 +42,9 @@ class ClusterModel(nn.Module):
         std: per-channel input std ``[C]``.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -64,7 +67,7 @@ class ClusterModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features ``[B, d]`` of normalised images."""
-        return self.backbone((x - self.mean) / self.std)  # type: ignore[no-any-return]
+        return self.backbone((x - self.mean) / self.std)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Unit-norm contrastive projections ``[B, proj_dim]``."""
@@ -81,7 +84,7 @@ class ClusterModel(nn.Module):
 
     def reset_heads(self, n_heads: int = 1) -> None:
         """Replace the cluster heads by freshly initialised ones (RUC section 4.7)."""
-        device = self.mean.device  # type: ignore[union-attr]
+        device = self.mean.device
         self.cluster_head = nn.ModuleList(
             nn.Linear(self.feat_dim, self.n_clusters) for _ in range(n_heads)
         ).to(device)
@@ -116,7 +119,11 @@ def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def predict(
     model: ClusterModel, x: torch.Tensor, batch_size: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eval-mode pass over ``x``: (logits ``[H, N, K]``, features ``[N, d]``, projections ``[N, p]``)."""
+    """Eval-mode pass over ``x``.
+
+    Returns:
+        ``(logits [H, N, K], features [N, d], projections [N, p])``.
+    """
     was = model.training
     model.eval()
     logits, feats, projs = [], [], []

@@ -62,7 +62,9 @@ class ResNet18(nn.Module):
         for i, mult in enumerate((1, 2, 4, 8)):
             c_out = width * mult
             stride = 1 if i == 0 else 2
-            stages.append(nn.Sequential(BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1)))
+            stages.append(
+                nn.Sequential(BasicBlock(c_in, c_out, stride), BasicBlock(c_out, c_out, 1))
+            )
             c_in = c_out
         self.stages = nn.Sequential(*stages)
         self.out_dim = c_in

@@ -63,7 +63,7 @@ def selflabel_train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, steps = total + float(loss), steps + 1
+            total, steps = total + float(loss.detach()), steps + 1
         frac, last = n_conf / max(seen, 1), total / max(steps, 1)
         if not math.isfinite(last):
             raise StageError(f"self-labelling diverged at epoch {epoch}; lower selflabel.lr")

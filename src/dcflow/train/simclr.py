@@ -64,9 +64,7 @@ def simclr_train(
     Returns:
         Metrics: first and last epoch mean loss.
     """
-    opt = make_optimizer(
-        model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum
-    )
+    opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     bar, first, last = Progress("simclr", cfg.epochs), math.nan, math.nan
     model.train()
     for epoch in range(cfg.epochs):

@@ -123,8 +123,11 @@ def _sharpness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def randaugment(x: torch.Tensor, n_ops: int, gen: torch.Generator) -> torch.Tensor:
-    """``n_ops`` photometric ops per image, drawn with replacement from identity, autocontrast,
-    solarize (threshold U[0, 1]), posterize (4-8 bits) and sharpness (factor U[0.05, 0.95])."""
+    """Apply ``n_ops`` random photometric ops per image (RandAugment's colour part).
+
+    Ops are drawn with replacement from identity, autocontrast, solarize (threshold U[0, 1]),
+    posterize (4-8 bits) and sharpness (factor U[0.05, 0.95]).
+    """
     n, dev = x.shape[0], x.device
     for _ in range(n_ops):
         op = torch.randint(0, 5, (n,), generator=gen).to(dev).view(n, 1, 1, 1)
