@@ -96,13 +96,14 @@ class RUC(SCAN):
         conf, labels = proba.max(1)
         n_num = min(cfg.n_num, ctx.data.n)
         sel = select_clean(conf, labels, emb, ctx.data.n_clusters, cfg.strategy, cfg.tau1, n_num)
-        clean = sel["clean"]
-        assert isinstance(clean, torch.Tensor)
-        arrays = {k: v.numpy() for k, v in sel.items() if isinstance(v, torch.Tensor)}
+        clean = sel.clean
         art.save_npz(
             ctx.out,
             art.SELECTED,
-            **arrays,
+            clean=clean.numpy(),
+            conf_mask=sel.conf_mask.numpy(),
+            metric_mask=sel.metric_mask.numpy(),
+            knn_label=sel.knn_label.numpy().astype(np.int64),
             pseudo_labels=labels.numpy().astype(np.int64),
             confidence=conf.numpy().astype(np.float32),
             indices=np.flatnonzero(clean.numpy()).astype(np.int64),
@@ -113,9 +114,9 @@ class RUC(SCAN):
         return {
             "n_clean": float(clean.sum()),
             "clean_fraction": float(clean.float().mean()),
-            "conf_fraction": float(sel["conf_mask"].float().mean()),  # type: ignore[union-attr]
-            "metric_fraction": float(sel["metric_mask"].float().mean()),  # type: ignore[union-attr]
-            "knn_ties": float(sel["ties"]),  # type: ignore[arg-type]
+            "conf_fraction": float(sel.conf_mask.float().mean()),
+            "metric_fraction": float(sel.metric_mask.float().mean()),
+            "knn_ties": float(sel.ties),
         }
 
     def _nets(self, ctx: StageContext) -> tuple[ClusterModel, ClusterModel]:

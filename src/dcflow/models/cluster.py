@@ -2,8 +2,8 @@
 
 Keys follow the SCAN code base (``backbone.*``, ``contrastive_head.{0,2}.*``,
 ``cluster_head.{h}.*``) so a SimCLR checkpoint loads into a clustering model with only head keys
-differing. The input normalisation (per-channel mean/std of the pretraining pool) is stored as buffers, so every later
-stage uses the statistics of the checkpoint (spec ``ruc.md`` pitfall 14).
+differing. The input normalisation (per-channel mean/std of the pretraining pool) is stored as
+buffers, so every later stage uses the statistics of the checkpoint (spec ``ruc.md`` pitfall 14).
 """
 
 from __future__ import annotations

@@ -8,11 +8,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 
 Strategy = Literal["hybrid", "confidence", "metric"]
+
+
+class Selection(NamedTuple):
+    """Clean mask of the chosen strategy, both strategies' masks, vote labels, tie count."""
+
+    clean: torch.Tensor
+    conf_mask: torch.Tensor
+    metric_mask: torch.Tensor
+    knn_label: torch.Tensor
+    ties: int
 
 
 def confidence_mask(confidence: torch.Tensor, tau1: float) -> torch.Tensor:
@@ -58,16 +68,10 @@ def select_clean(
     strategy: Strategy,
     tau1: float,
     n_num: int,
-) -> dict[str, torch.Tensor | int]:
+) -> Selection:
     """Clean mask by the chosen strategy, with the per-strategy masks and the vote labels."""
     conf = confidence_mask(confidence, tau1)
     knn_label, ties = knn_vote(embeddings, labels, n_classes, n_num)
     metric = knn_label == labels
     clean = {"hybrid": conf & metric, "confidence": conf, "metric": metric}[strategy]
-    return {
-        "clean": clean,
-        "conf_mask": conf,
-        "metric_mask": metric,
-        "knn_label": knn_label,
-        "ties": ties,
-    }
+    return Selection(clean, conf, metric, knn_label, ties)
