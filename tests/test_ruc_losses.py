@@ -1,4 +1,4 @@
-"""Closed-form checks of the SimCLR / SCAN / RUC losses, schedules and ECE (spec ruc.md section 8)."""
+"""Closed-form checks of the SimCLR, SCAN and RUC losses, schedules and ECE (spec ruc.md 8)."""
 
 from __future__ import annotations
 

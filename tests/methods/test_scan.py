@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _ruc_family import cli_args, config, preset, run_chain
 
 from dcflow import artifacts as art
 from dcflow.cli import main
@@ -22,7 +23,6 @@ from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
 from dcflow.train.simclr import SimCLRConfig, simclr_train
 from dcflow.transforms.views import ViewConfig
-from _ruc_family import cli_args, config, preset, run_chain
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 
