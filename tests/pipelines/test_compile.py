@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 
 import compile as compile_cli  # noqa: E402
 
-from dcflow.registry import method_names  # noqa: E402
+from dcflow.registry import get_method, method_names  # noqa: E402
 
 
 def _executors(path: Path) -> dict:
@@ -31,7 +31,7 @@ def test_every_pipeline_compiles_and_validates(method: str, tmp_path: Path) -> N
         if e["container"].get("resources", {}).get("accelerator", {}).get("resourceType")
         == "nvidia.com/gpu"
     }
-    assert gpu == {"exec-pretrain", "exec-refine"}
+    assert gpu == {f"exec-{stage}" for stage in get_method(method).training_stages}
     for e in executors.values():
         assert "pip install" not in " ".join(e["container"].get("command", []))
 
