@@ -23,7 +23,7 @@ from dcflow.losses.scan import entropy, scan_loss
 from dcflow.models.cluster import ClusterModel, predict
 from dcflow.progress import Curves, Progress
 from dcflow.train.common import batches, make_optimizer
-from dcflow.transforms.views import ViewConfig
+from dcflow.transforms.views import ViewConfig, random_view
 
 
 def paper_strong_view(cutout: int = 16) -> ViewConfig:
@@ -77,6 +77,34 @@ def validation_loss(
     return consistency - entropy_weight * entropy(p.mean(1))
 
 
+def _scan_epoch(
+    model: ClusterModel,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    neighbors: torch.Tensor,
+    cfg: ScanConfig,
+    gen: torch.Generator,
+) -> float:
+    """One shuffled epoch of the summed per-head SCAN loss; returns its mean over the pool."""
+    model.train()
+    total = torch.zeros((), device=x.device)
+    for idx in batches(x.shape[0], cfg.batch_size, gen, x.device):
+        pick = torch.randint(0, neighbors.shape[1], (idx.numel(),), generator=gen)
+        nbr = neighbors[idx, pick.to(x.device)]
+        views = torch.cat([random_view(x[idx], cfg.view, gen), random_view(x[nbr], cfg.view, gen)])
+        logits = model(views)  # [H, 2B, K]
+        la, ln = logits[:, : idx.numel()], logits[:, idx.numel() :]
+        loss = sum(
+            (scan_loss(la[h], ln[h], cfg.entropy_weight)[0] for h in range(la.shape[0])),
+            torch.zeros((), device=x.device),
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * idx.numel()
+    return float(total) / x.shape[0]
+
+
 def scan_train(
     model: ClusterModel,
     x: torch.Tensor,
@@ -95,32 +123,13 @@ def scan_train(
         gen: CPU generator.
         curves: per-epoch curves.
     """
-    from dcflow.transforms.views import random_view
-
     params = model.parameters() if cfg.update_backbone else model.cluster_head.parameters()
     opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay)
     best: tuple[float, int, int] = (math.inf, -1, -1)
     best_state: dict[str, torch.Tensor] = {}
-    bar, n = Progress("scan", cfg.epochs), x.shape[0]
+    bar, train_loss = Progress("scan", cfg.epochs), math.nan
     for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        total = torch.zeros((), device=x.device)
-        for idx in batches(n, cfg.batch_size, gen, x.device):
-            pick = torch.randint(0, neighbors.shape[1], (idx.numel(),), generator=gen)
-            nbr = neighbors[idx, pick.to(x.device)]
-            xa = random_view(x[idx], cfg.view, gen)
-            xn = random_view(x[nbr], cfg.view, gen)
-            logits = model(torch.cat([xa, xn]))
-            la, ln = logits[:, : idx.numel()], logits[:, idx.numel() :]
-            loss = sum(
-                (scan_loss(la[h], ln[h], cfg.entropy_weight)[0] for h in range(la.shape[0])),
-                torch.zeros((), device=x.device),
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * idx.numel()
-        train_loss = float(total) / n
+        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gen)
         if not math.isfinite(train_loss):
             raise StageError(f"SCAN diverged (loss {train_loss}) at epoch {epoch}; lower scan.lr")
         val = validation_loss(
