@@ -36,6 +36,7 @@ CONFIG = "config.json"  # evaluate: the effective run config
 MEMBERSHIP = "membership.npy"  # self-cc cluster-init, refine: [N, K] float32 fuzzy memberships
 TARGET = "target.npy"  # self-cc refine: [N, K] float32 last RTDS target Q (rows sum to 2)
 DIVISION = "division.npz"  # self-cc refine: last RTDS labelled masks and weights per classifier
+NEIGHBORS = "neighbors.npy"  # scan/ruc cluster-init: [N, k+1] int64 mined neighbours, self first
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import importlib
 import os
 
 from dcflow.errors import ConfigError
-from dcflow.methods import aspc_da, cc, hadis, propos, self_cc, uldc  # noqa: F401
+from dcflow.methods import aspc_da, cc, hadis, propos, ruc, scan, self_cc, uldc  # noqa: F401
 
 PLUGINS_ENV = "DCFLOW_PLUGINS"
 

@@ -1,0 +1,165 @@
+"""SCAN: SimCLR pretraining, neighbour mining, the SCAN clustering loss, then self-labelling.
+
+W. Van Gansbeke, S. Vandenhende, S. Georgoulis, M. Proesmans, L. Van Gool, "SCAN: Learning to
+Classify Images without Labels", ECCV 2020. Re-implemented from ``shared/methods/ruc.md``.
+
+Stages:
+    pretrain: SimCLR (NT-Xent on two random views) of backbone + contrastive head
+        (:mod:`dcflow.train.simclr`); the weights are cached in the weights store.
+    cluster-init (training): mine the ``k`` nearest neighbours of every image in the SimCLR
+        projection space (artifact ``neighbors.npy``), then train ``heads`` cluster heads with the
+        SCAN loss and keep the lowest validation-loss (epoch, head) (:mod:`dcflow.train.scan`).
+    refine: self-labelling on the confident samples with strong views
+        (:mod:`dcflow.train.selflabel`); falls back to the SCAN-step model when self-labelling
+        empties a cluster (spec pitfall 3).
+
+Upstream defects handled (spec section 7): batches without a confident sample are skipped and
+counted; ``drop_last`` never leaves an epoch with no step; the neighbour search is exact chunked
+``torch.topk`` with self forced to column 0; every random draw comes from seeded generators; the
+input normalisation travels inside the checkpoint. Small-data runs are transductive (train and
+score on the same pool) and the validation loss uses the pool, as no labels are used.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from dcflow import artifacts as art
+from dcflow.clustering.knn_mining import mine_neighbors
+from dcflow.config import StrictModel
+from dcflow.errors import WeightsError
+from dcflow.losses.scan import entropy
+from dcflow.methods.base import Method, StageContext
+from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
+from dcflow.models.state import load_state
+from dcflow.registry import register_method
+from dcflow.train.scan import ScanConfig, scan_train
+from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
+from dcflow.train.simclr import SimCLRConfig, simclr_train
+
+
+class SCANConfig(StrictModel):
+    """All SCAN hyper-parameters; defaults follow SCAN's CIFAR-10 configuration files."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    simclr: SimCLRConfig = Field(default_factory=SimCLRConfig)
+    scan: ScanConfig = Field(default_factory=ScanConfig)
+    selflabel: SelfLabelConfig = Field(default_factory=SelfLabelConfig)
+
+
+def cluster_stats(proba: torch.Tensor) -> dict[str, float]:
+    """Label-free summary of soft assignments ``[N, K]``: confidence, cluster sizes."""
+    labels = proba.argmax(1)
+    sizes = torch.bincount(labels, minlength=proba.shape[1]).float()
+    return {
+        "mean_confidence": float(proba.max(1).values.mean()),
+        "nonempty_clusters": float((sizes > 0).sum()),
+        "cluster_size_entropy": float(entropy(sizes / sizes.sum())),
+    }
+
+
+@register_method
+class SCAN(Method):
+    """SCAN (Van Gansbeke et al., ECCV 2020): SimCLR -> SCAN loss on neighbours -> self-label."""
+
+    name = "scan"
+    paper = "Van Gansbeke et al., SCAN: Learning to classify images without labels, ECCV 2020"
+    Config = SCANConfig
+    stages: ClassVar[tuple[str, ...]] = (
+        "download-weights",
+        "pretrain",
+        "cluster-init",
+        "refine",
+        "evaluate",
+    )
+    training_stages = frozenset({"pretrain", "cluster-init", "refine"})
+    pretrain_sections = ("model", "simclr")
+    cfg: SCANConfig
+
+    def _pool(self, ctx: StageContext) -> torch.Tensor:
+        return torch.from_numpy(ctx.data.x).to(ctx.device)
+
+    def _model(self, ctx: StageContext, n_heads: int) -> ClusterModel:
+        return build_model(self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, n_heads).to(
+            ctx.device
+        )
+
+    def _load(self, ctx: StageContext, path: object, n_heads: int, strict: bool) -> ClusterModel:
+        """Build a model and load ``path``; with ``strict=False`` only head keys may differ."""
+        if path is None:
+            raise WeightsError("this stage needs pretrained weights")
+        model = self._model(ctx, n_heads)
+        try:
+            res = model.load_state_dict(load_state(path), strict=strict)  # type: ignore[arg-type]
+        except RuntimeError:
+            raise WeightsError(f"weights {path} do not fit the configured model") from None
+        bad = [k for k in [*res.missing_keys, *res.unexpected_keys] if "cluster_head" not in k]
+        if bad:
+            raise WeightsError(f"weights {path} do not fit the configured model ({bad[0]})")
+        return model
+
+    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+        """SimCLR on the pool; the input normalisation is the pool's channel statistics."""
+        x = self._pool(ctx)
+        mean, std = channel_stats(x)
+        model = build_model(
+            self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, 0, mean, std
+        ).to(ctx.device)
+        metrics = simclr_train(model, x, self.cfg.simclr, ctx.generator(1), ctx.curves)
+        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return metrics
+
+    def scan_step(self, ctx: StageContext) -> tuple[ClusterModel, torch.Tensor, dict[str, float]]:
+        """Mine neighbours (saved), train the SCAN heads; return (model, projections, metrics)."""
+        cfg, x = self.cfg.scan, self._pool(ctx)
+        model = self._load(ctx, ctx.weights, cfg.heads, strict=False)
+        proj = predict(model, x)[2]
+        k = min(cfg.neighbors, ctx.data.n - 1)
+        neighbors = mine_neighbors(proj, k)
+        art.save_npy(ctx.out, art.NEIGHBORS, neighbors.cpu().numpy().astype(np.int64))
+        metrics = scan_train(model, x, neighbors, cfg, ctx.generator(2), ctx.curves)
+        return model, proj, metrics
+
+    def selflabel_step(
+        self, ctx: StageContext, model: ClusterModel
+    ) -> tuple[ClusterModel, dict[str, float]]:
+        """Self-label a copy of ``model``; keep ``model`` if a cluster empties (pitfall 3)."""
+        x = self._pool(ctx)
+        before = cluster_stats(F.softmax(predict(model, x)[0][0], dim=1))
+        tuned = self._model(ctx, 1)
+        tuned.load_state_dict(model.state_dict())
+        metrics = selflabel_train(tuned, x, self.cfg.selflabel, ctx.generator(3), ctx.curves)
+        after = cluster_stats(F.softmax(predict(tuned, x)[0][0], dim=1))
+        fallback = after["nonempty_clusters"] < before["nonempty_clusters"]
+        return (model if fallback else tuned), {**metrics, "selflabel_fallback": float(fallback)}
+
+    def write_assignment(
+        self, ctx: StageContext, model: ClusterModel, embeddings: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """Save LABELS, PROBA, EMBEDDINGS (backbone features unless given) and MODEL."""
+        logits, feats, _ = predict(model, self._pool(ctx))
+        proba = F.softmax(logits[0], dim=1)
+        emb = feats if embeddings is None else embeddings
+        art.save_npy(ctx.out, art.LABELS, proba.argmax(1).cpu().numpy().astype(np.int64))
+        art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.EMBEDDINGS, emb.cpu().numpy().astype(np.float32))
+        with art.atomic_path(ctx.out / art.MODEL) as tmp:
+            torch.save(model.state_dict(), tmp)
+        return cluster_stats(proba)
+
+    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+        """Neighbour mining + SCAN clustering step (Sec. 3.1-3.2)."""
+        model, _, metrics = self.scan_step(ctx)
+        return {**metrics, **self.write_assignment(ctx, model)}
+
+    def refine(self, ctx: StageContext) -> dict[str, float]:
+        """Self-labelling (Sec. 3.3) from the cluster-init model."""
+        model = self._load(ctx, ctx.inputs["cluster-init"] / art.MODEL, 1, strict=True)
+        model, metrics = self.selflabel_step(ctx, model)
+        return {**metrics, **self.write_assignment(ctx, model)}

@@ -1,0 +1,151 @@
+"""SCAN clustering step (Van Gansbeke et al., ECCV 2020, section 3.2; spec ``ruc.md`` 4.3).
+
+Each visit of anchor ``i`` draws one neighbour uniformly from its ``k+1`` mined candidates (self
+included); anchor and neighbour get independent random views; every head gets the SCAN loss and
+the heads' losses are summed. After each epoch a label-free validation loss (consistency of each
+anchor with its first ``val_neighbors`` candidates minus ``val_entropy_weight`` times the entropy,
+eval mode, non-augmented images) scores every head; the lowest (epoch, head) is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from dcflow.config import StrictModel
+from dcflow.errors import StageError
+from dcflow.losses.scan import entropy, scan_loss
+from dcflow.models.cluster import ClusterModel, predict
+from dcflow.progress import Curves, Progress
+from dcflow.train.common import batches, make_optimizer
+from dcflow.transforms.views import ViewConfig, random_view
+
+
+def paper_strong_view(cutout: int = 16) -> ViewConfig:
+    """SCAN's strong view: flip, 4 RandAugment ops (geometric ones as affine ranges), Cutout."""
+    return ViewConfig(
+        flip=True,
+        rotation=30.0,
+        translate=0.1,
+        shear=5.7,
+        jitter_p=1.0,
+        brightness=0.45,
+        contrast=0.45,
+        saturation=0.45,
+        randaug_ops=2,
+        cutout=cutout,
+    )
+
+
+class ScanConfig(StrictModel):
+    """SCAN clustering step (defaults: SCAN's CIFAR-10 configuration)."""
+
+    neighbors: int = Field(default=20, ge=1, description="k mined neighbours")
+    epochs: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=128, ge=2)
+    heads: int = Field(default=1, ge=1)
+    entropy_weight: float = Field(default=5.0, ge=0.0)
+    val_entropy_weight: float = Field(default=1.0, ge=0.0)
+    val_neighbors: int = Field(default=5, ge=1)
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(default=1e-4, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    update_backbone: bool = True
+    view: ViewConfig = Field(default_factory=paper_strong_view)
+
+
+def validation_loss(
+    logits: torch.Tensor, neighbors: torch.Tensor, n_val: int, entropy_weight: float
+) -> torch.Tensor:
+    """Per-head label-free SCAN validation loss ``[H]``.
+
+    Args:
+        logits: eval-mode logits ``[H, N, K]``.
+        neighbors: mined candidates ``[N, k+1]`` (column 0 = self).
+        n_val: neighbours per anchor used besides self.
+        entropy_weight: weight of the entropy of the mean prediction (1 in SCAN).
+    """
+    p = F.softmax(logits, dim=2)
+    cand = neighbors[:, : n_val + 1]
+    dots = torch.einsum("hnk,hnjk->hnj", p, p[:, cand])
+    consistency = -torch.log(dots.clamp_min(1e-7)).mean((1, 2))
+    return consistency - entropy_weight * entropy(p.mean(1))
+
+
+def _scan_epoch(
+    model: ClusterModel,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    neighbors: torch.Tensor,
+    cfg: ScanConfig,
+    gen: torch.Generator,
+) -> float:
+    """One shuffled epoch of the summed per-head SCAN loss; returns its mean over the pool."""
+    model.train()
+    total = torch.zeros((), device=x.device)
+    for idx in batches(x.shape[0], cfg.batch_size, gen, x.device):
+        pick = torch.randint(0, neighbors.shape[1], (idx.numel(),), generator=gen)
+        nbr = neighbors[idx, pick.to(x.device)]
+        views = torch.cat([random_view(x[idx], cfg.view, gen), random_view(x[nbr], cfg.view, gen)])
+        logits = model(views)  # [H, 2B, K]
+        la, ln = logits[:, : idx.numel()], logits[:, idx.numel() :]
+        loss = sum(
+            (scan_loss(la[h], ln[h], cfg.entropy_weight)[0] for h in range(la.shape[0])),
+            torch.zeros((), device=x.device),
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.detach() * idx.numel()
+    return float(total) / x.shape[0]
+
+
+def scan_train(
+    model: ClusterModel,
+    x: torch.Tensor,
+    neighbors: torch.Tensor,
+    cfg: ScanConfig,
+    gen: torch.Generator,
+    curves: Curves,
+) -> dict[str, float]:
+    """Train the heads (and backbone) with the SCAN loss; keep the best (epoch, head) in ``model``.
+
+    Args:
+        model: network with ``cfg.heads`` heads; left with the single best head.
+        x: pool ``[N, C, H, W]``.
+        neighbors: mined candidates ``[N, k+1]`` on ``x.device``.
+        cfg: SCAN settings.
+        gen: CPU generator.
+        curves: per-epoch curves.
+    """
+    params = model.parameters() if cfg.update_backbone else model.cluster_head.parameters()
+    opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay)
+    best: tuple[float, int, int] = (math.inf, -1, -1)
+    best_state: dict[str, torch.Tensor] = {}
+    bar, train_loss = Progress("scan", cfg.epochs), math.nan
+    for epoch in range(1, cfg.epochs + 1):
+        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gen)
+        if not math.isfinite(train_loss):
+            raise StageError(f"SCAN diverged (loss {train_loss}) at epoch {epoch}; lower scan.lr")
+        val = validation_loss(
+            predict(model, x)[0], neighbors, cfg.val_neighbors, cfg.val_entropy_weight
+        )
+        head = int(val.argmin())
+        if float(val[head]) < best[0]:
+            best = (float(val[head]), epoch, head)
+            best_state = copy.deepcopy(model.state_dict())
+        curves.log(epoch, scan_loss=train_loss, scan_val_loss=float(val.min()))
+        bar.update(epoch, loss=train_loss, val=float(val.min()))
+    model.load_state_dict(best_state)
+    model.keep_head(best[2])
+    return {
+        "scan_loss_last": train_loss,
+        "scan_val_loss_best": best[0],
+        "scan_best_epoch": float(best[1]),
+        "scan_best_head": float(best[2]),
+    }
