@@ -15,12 +15,16 @@ from dcflow.registry import get_method
 from dcflow.stages.common import seed_everything, without_labels
 
 TINY = [
-    "simclr.epochs=5",
-    "scan.epochs=4",
+    "simclr.epochs=20",
+    "simclr.batch_size=64",
+    "scan.epochs=20",
+    "scan.batch_size=64",
     "scan.heads=2",
     "selflabel.epochs=2",
 ]
-RUC_TINY = ["ruc.epochs=2"]
+# A 300-image SCAN is far less confident than the full one: a lower tau1 keeps the clean set large
+# enough that three RUC epochs do not collapse onto one cluster.
+RUC_TINY = ["ruc.epochs=3", "ruc.batch_size=64", "ruc.tau2_every=1", "selection.tau1=0.5"]
 DIGITS = {"name": "digits", "limit": 300}
 
 

@@ -33,7 +33,7 @@ def test_selection_artifact(chain: tuple[Path, dict, np.ndarray]) -> None:
     clean, conf, metric = sel["clean"], sel["conf_mask"], sel["metric_mask"]
     assert clean.dtype == bool and clean.shape == (300,)
     assert (clean == (conf & metric)).all()
-    assert (conf == (sel["confidence"] >= 0.95)).all()  # the digits preset's tau1
+    assert (conf == (sel["confidence"] >= 0.5)).all()  # tau1 of the tiny settings
     assert metrics["confident-sample-selection"]["n_clean"] == clean.sum()
     init = art.load_npy(root / "cluster-init", art.LABELS)
     assert (sel["pseudo_labels"] == init).all()  # raw cluster ids, no renaming
@@ -111,7 +111,8 @@ def test_local_pipeline_reuses_scan_weights(
     ]  # fmt: skip
     assert out["stages"]["pretrain"]["skipped"] is True
     assert {"acc", "nmi", "ari", "ece", "mean_confidence"} <= set(out["metrics"])
-    assert out["metrics"]["acc"] > 0.3
+    assert out["stages"]["cluster-init"]["metrics"]["acc"] > 0.35  # chance is about 0.12
+    assert out["metrics"]["acc"] > 0.2  # three RUC epochs with fresh heads
 
 
 def main_run(args: list[str]) -> int:

@@ -118,4 +118,4 @@ def test_local_pipeline_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = json.loads((tmp_path / "out.json").read_text())
     assert list(out["stages"]) == [*get_method("scan").stages]
     assert {"acc", "nmi", "ari", "ece", "mean_confidence"} <= set(out["metrics"])
-    assert out["metrics"]["acc"] > 0.3  # far above chance (about 0.12 on 300 images)
+    assert out["metrics"]["acc"] > 0.35  # far above chance (about 0.12 on 300 images)
