@@ -10,27 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv-BN layers with an identity (or 1x1 projection) shortcut."""
-
-    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_ch != out_ch:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride, bias=False), nn.BatchNorm2d(out_ch)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, in_ch, H, W]`` -> ``[B, out_ch, H / stride, W / stride]``."""
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+from dcflow.models.resnet import BasicBlock
 
 
 class CifarResNet18(nn.Module):
