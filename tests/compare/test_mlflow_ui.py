@@ -126,7 +126,8 @@ def test_runs_page_lists_every_method_with_its_acc(server: tuple[str, dict]) -> 
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1600, "height": 900})
         page.goto(url, timeout=90_000)
-        page.get_by_role("button", name="Columns").click(timeout=90_000)
+        # exact: newer MLflow UIs add a "Show more columns (N total)" button beside "Columns"
+        page.get_by_role("button", name="Columns", exact=True).click(timeout=90_000)
         page.get_by_text("Reset to defaults").wait_for(timeout=30_000)
         page.wait_for_timeout(500)
         page.keyboard.type("acc")
