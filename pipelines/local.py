@@ -67,9 +67,13 @@ def run_local(
         DcflowError: the first error a stage reported (same exit code), or StageError.
     """
     from dcflow_pipelines.build import build
+    from dcflow_pipelines.cluster import ClusterSettings
     from kfp import local
 
-    pipeline = build(cfg.method, gpus=0, default_config=cfg.to_json())
+    # kfp.local honours retry policies: a cluster's retries (2, backoff 30 s then 60 s) would make
+    # every failing local stage sleep 90 s before the error reaches the user. Locally: no retries.
+    settings = ClusterSettings.local()
+    pipeline = build(cfg.method, default_config=cfg.to_json(), settings=settings)
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     real_stdout = sys.stdout

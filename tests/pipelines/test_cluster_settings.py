@@ -127,3 +127,27 @@ def test_bad_cli_settings_are_usage_errors(tmp_path: Path, capsys: pytest.Captur
             compile_cli.main(["--method", "aspc-da", "--out", str(tmp_path), *argv])
         assert exc.value.code == 2
     assert "--node-selector wants KEY=VALUE" in capsys.readouterr().err
+
+
+def test_local_runs_build_without_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kfp.local honours retry policies: a local run must not sleep through a cluster's backoff."""
+    import dcflow_pipelines.build as build_mod
+    from dcflow.config import build_run_config
+    from dcflow.registry import get_method
+    from dcflow_pipelines import local as local_mod
+
+    seen: list[ClusterSettings] = []
+
+    def fake_build(method: str, **kwargs: object) -> object:
+        settings = kwargs.get("settings")
+        assert isinstance(settings, ClusterSettings)
+        seen.append(settings)
+        raise RuntimeError("stop after build")
+
+    monkeypatch.setattr(build_mod, "build", fake_build)
+    cfg = build_run_config("aspc-da", get_method("aspc-da").Config, {"name": "digits"}, None, [])
+    with pytest.raises(RuntimeError, match="stop after build"):
+        local_mod.run_local(cfg, tmp_path, str(tmp_path / "w"), "", "e", tmp_path / "log")
+    assert [(s.retries, s.gpus, s.secret, s.config_map) for s in seen] == [(0, 0, "", "")]
