@@ -129,14 +129,13 @@ def test_bad_cli_settings_are_usage_errors(tmp_path: Path, capsys: pytest.Captur
     assert "--node-selector wants KEY=VALUE" in capsys.readouterr().err
 
 
-def test_local_runs_build_without_retries(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_local_runs_build_without_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """kfp.local honours retry policies: a local run must not sleep through a cluster's backoff."""
     import dcflow_pipelines.build as build_mod
+    from dcflow_pipelines import local as local_mod
+
     from dcflow.config import build_run_config
     from dcflow.registry import get_method
-    from dcflow_pipelines import local as local_mod
 
     seen: list[ClusterSettings] = []
 
