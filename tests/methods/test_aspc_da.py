@@ -245,5 +245,5 @@ def test_weights_of_the_wrong_shape(tmp_path: Path) -> None:
 
 def test_stage_without_weights(tmp_path: Path) -> None:
     data = without_labels(load_dataset(_config().dataset))
-    with pytest.raises(WeightsError, match="needs pretrained weights"):
+    with pytest.raises(WeightsError, match="needs pretrained autoencoder weights"):
         ASPCDA(_config()).cluster_init(_ctx(data, tmp_path / "out"))

@@ -34,10 +34,11 @@ from pydantic import Field
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, squared_distances
 from dcflow.config import StrictModel
-from dcflow.errors import StageError, WeightsError
+from dcflow.errors import StageError
 from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
-from dcflow.models import AutoEncoder, load_state
+from dcflow.models import AutoEncoder
+from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection import self_paced_threshold, self_paced_weights
@@ -111,15 +112,8 @@ class ASPCDA(Method):
         return AutoEncoder([*dims, self.cfg.pretrain.embedding_dim]).to(ctx.device)
 
     def _load_model(self, ctx: StageContext) -> AutoEncoder:
-        if ctx.weights is None:
-            raise WeightsError("this stage needs pretrained weights")
         model = self._model(ctx)
-        try:
-            model.load_state_dict(load_state(ctx.weights))
-        except RuntimeError:
-            raise WeightsError(
-                f"weights {ctx.weights} do not fit the configured autoencoder"
-            ) from None
+        load_into(model, ctx.weights, "autoencoder")
         return model
 
     def _augment(self, x: torch.Tensor, ctx: StageContext, gen: torch.Generator) -> torch.Tensor:

@@ -25,11 +25,11 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.config import StrictModel
-from dcflow.errors import StageError, WeightsError
+from dcflow.errors import StageError
 from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
 from dcflow.methods.base import Method, StageContext
-from dcflow.models import load_state
 from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
+from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.transforms.cc_views import ViewAugment, resize
@@ -116,13 +116,8 @@ class CC(Method):
 
     def load_network(self, ctx: StageContext) -> CCNetwork:
         """The CC network with the verified pretrained weights ``ctx.weights``."""
-        if ctx.weights is None:
-            raise WeightsError("this stage needs pretrained CC weights")
         model = self.network(ctx)
-        try:
-            model.load_state_dict(load_state(ctx.weights))
-        except RuntimeError:
-            raise WeightsError(f"weights {ctx.weights} do not fit the CC network") from None
+        load_into(model, ctx.weights, "CC network")
         return model
 
     def views(self) -> ViewAugment:

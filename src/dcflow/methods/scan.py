@@ -36,7 +36,7 @@ from dcflow.errors import WeightsError
 from dcflow.losses.scan import entropy
 from dcflow.methods.base import Method, StageContext
 from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
-from dcflow.models.state import load_state
+from dcflow.models.state import load_into
 from dcflow.registry import register_method
 from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
@@ -91,14 +91,9 @@ class SCAN(Method):
 
     def _load(self, ctx: StageContext, path: object, n_heads: int, strict: bool) -> ClusterModel:
         """Build a model and load ``path``; with ``strict=False`` only head keys may differ."""
-        if path is None:
-            raise WeightsError("this stage needs pretrained weights")
         model = self._model(ctx, n_heads)
-        try:
-            res = model.load_state_dict(load_state(path), strict=strict)  # type: ignore[arg-type]
-        except RuntimeError:
-            raise WeightsError(f"weights {path} do not fit the configured model") from None
-        bad = [k for k in [*res.missing_keys, *res.unexpected_keys] if "cluster_head" not in k]
+        missing, unexpected = load_into(model, path, "model", strict)  # type: ignore[arg-type]
+        bad = [k for k in [*missing, *unexpected] if "cluster_head" not in k]
         if bad:
             raise WeightsError(f"weights {path} do not fit the configured model ({bad[0]})")
         return model

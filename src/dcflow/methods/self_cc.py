@@ -46,14 +46,15 @@ import torch
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans
 from dcflow.clustering.metrics import cluster_acc
-from dcflow.errors import StageError, WeightsError
+from dcflow.errors import StageError
 from dcflow.losses.self_cc import log_membership
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.self_cc_config import SelfCCConfig
 from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
 from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
-from dcflow.models import AutoEncoder, load_state
+from dcflow.models import AutoEncoder
 from dcflow.models.self_cc import ClusteringModule
+from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
@@ -77,14 +78,7 @@ class SelfCC(Method):
         p = self.cfg.pretrain
         model = AutoEncoder([int(np.prod(ctx.data.image_shape)), *p.hidden_dims, p.embedding_dim])
         if load:
-            if ctx.weights is None:
-                raise WeightsError("this stage needs pretrained weights")
-            try:
-                model.load_state_dict(load_state(ctx.weights))
-            except RuntimeError:
-                raise WeightsError(
-                    f"weights {ctx.weights} do not fit the configured autoencoder"
-                ) from None
+            load_into(model, ctx.weights, "autoencoder")
         return model.to(ctx.device)
 
     def pretrain(self, ctx: StageContext) -> dict[str, float]:

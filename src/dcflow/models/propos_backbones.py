@@ -105,7 +105,7 @@ def build_backbone(
     Raises:
         ConfigError: ``resnet18`` on images smaller than 16x16.
     """
-    from dcflow.models.propos_resnet import CifarResNet18
+    from dcflow.models.cc_resnet import ResNet
 
     c, h, w = image_shape
     kind = resolve_backbone(name, image_shape)
@@ -115,4 +115,4 @@ def build_backbone(
         return SmallCNN(c, widths)
     if min(h, w) < 16:
         raise ConfigError(f"model.backbone=resnet18 needs images of 16x16 or more, got {h}x{w}")
-    return CifarResNet18(c)
+    return ResNet("resnet18", c, stem="cifar")  # the ProPos/HaDis CIFAR-stem ResNet-18
