@@ -7,6 +7,7 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 
 from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering.kmeans import kmeans_plusplus
 from dcflow.clustering.metrics import cluster_acc
 
 
@@ -77,3 +78,21 @@ def test_as_many_clusters_as_samples() -> None:
     km = KMeans(5, n_init=2, seed=0).fit(x)
     assert sorted(km.labels_.tolist()) == [0, 1, 2, 3, 4]
     assert km.inertia_ == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_seeding_never_picks_a_point_twice_while_others_are_uncovered(seed: int) -> None:
+    """D(x)^2 sampling: a chosen point has zero mass, so K distinct points give K distinct seeds."""
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(seed))
+    centers = kmeans_plusplus(x, 7, torch.Generator().manual_seed(seed))
+    assert sorted(torch.cdist(centers, x).argmin(1).tolist()) == list(range(7))
+
+
+def test_seeding_follows_d_squared() -> None:
+    """Two points at distance 1 and 3 from the first seed: picked 1:9 (inverse-CDF sampling)."""
+    x = torch.tensor([[0.0], [1.0], [-3.0]])
+    gen = torch.Generator().manual_seed(0)
+    picks = [kmeans_plusplus(x[[0, 1, 2]], 2, gen) for _ in range(4000)]
+    second = [float(c[1]) for c in picks if float(c[0]) == 0.0]
+    share = second.count(-3.0) / len(second)
+    assert abs(share - 0.9) < 0.04
