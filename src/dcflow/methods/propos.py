@@ -97,7 +97,12 @@ class ProPos(Method):
         return net, opt
 
     def _images(self, ctx: StageContext) -> torch.Tensor:
-        return torch.from_numpy(ctx.data.x).to(ctx.device)
+        """The dataset as one device tensor, copied once per stage (not once per epoch)."""
+        cached = getattr(self, "_images_cache", None)
+        if cached is None or cached[0] is not ctx.data or cached[1] != ctx.device:
+            cached = (ctx.data, ctx.device, torch.from_numpy(ctx.data.x).to(ctx.device))
+            self._images_cache = cached
+        return cached[2]
 
     def _view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         a = self.cfg.augment
