@@ -105,7 +105,7 @@ class KMeans:
         """
         r, k, _ = centers.shape
         centers = centers.clone()
-        n_iter = [0] * r
+        n_iter = torch.zeros(r, dtype=torch.long, device=x.device)
         prev = torch.full((x.shape[0], r), -1, dtype=torch.long, device=x.device)
         tol = self.tol * float(x.var(0).mean()) if x.shape[0] > 1 else 0.0
         running = torch.arange(r, device=x.device)
@@ -117,15 +117,14 @@ class KMeans:
             done = (((new - c) ** 2).sum((1, 2)) <= tol) | (labels == prev[:, running]).all(0)
             centers[running] = new
             prev[:, running] = labels
-            for i in running.tolist():
-                n_iter[i] = it
+            n_iter[running] = it
             running = running[~done]
             if running.numel() == 0:
                 break
         d = (_scores(x, centers) + (x * x).sum(1)[:, None, None]).clamp_min_(0.0)  # [N, R, K]
         labels = d.argmin(2)
         inertia = d.gather(2, labels[..., None]).sum((0, 2))
-        return [(centers[i], labels[:, i], float(inertia[i]), n_iter[i]) for i in range(r)]
+        return [(centers[i], labels[:, i], float(inertia[i]), int(n_iter[i])) for i in range(r)]
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> KMeans:

@@ -107,7 +107,7 @@ class ASPCDA(Method):
     cfg: ASPCDAConfig
 
     def _flat(self, ctx: StageContext) -> torch.Tensor:
-        return torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1)).to(ctx.device)
+        return ctx.images().reshape(ctx.data.n, -1)
 
     def _model(self, ctx: StageContext) -> AutoEncoder:
         dims = [int(np.prod(ctx.data.image_shape)), *self.cfg.pretrain.hidden_dims]
@@ -205,8 +205,7 @@ class ASPCDA(Method):
         self, model: AutoEncoder, x: torch.Tensor, mu: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = model.embed(x)
-        dist = squared_distances(z, mu)
-        losses, labels = dist.min(1)
+        losses, labels = squared_distances(z, mu).min(1)
         return z, losses, labels
 
     def _train_epoch(
@@ -253,7 +252,7 @@ class ASPCDA(Method):
                 # new centres come in k-means' own order: re-assign labels and losses to them, or
                 # the next epoch pulls every sample toward another cluster's centre (collapse)
                 mu = KMeans(ctx.data.n_clusters, 1, seed=ctx.seed).fit(z).cluster_centers_
-                z, losses, labels = self._relabel(model, x, mu)
+                losses, labels = squared_distances(z, mu).min(1)
             if cfg.self_paced:
                 v, lam = self_paced_weights(losses, t, cfg.max_iter)
                 v = v.to(ctx.device)

@@ -49,6 +49,17 @@ class StageContext:
     seed: int
     weights: Path | None = None
     curves: Curves = field(default_factory=Curves)
+    _images: torch.Tensor | None = field(default=None, init=False, repr=False)
+
+    def images(self) -> torch.Tensor:
+        """The dataset ``[N, C, H, W]`` as one tensor on ``device``, copied once per stage.
+
+        On CPU it shares memory with ``data.x`` (``torch.from_numpy``), as every caller's own
+        copy did before; on a GPU the host-to-device copy happens on the first call only.
+        """
+        if self._images is None:
+            self._images = torch.from_numpy(self.data.x).to(self.device)
+        return self._images
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed (``offset`` separates streams)."""

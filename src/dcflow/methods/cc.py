@@ -127,7 +127,7 @@ class CC(Method):
 
     def images(self, ctx: StageContext) -> torch.Tensor:
         """All pool images ``[N, C, H, W]`` on the device (one tensor, no loader)."""
-        return torch.from_numpy(ctx.data.x).to(ctx.device)
+        return ctx.images()
 
     @torch.no_grad()
     def infer(self, model: CCNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -96,14 +96,6 @@ class ProPos(Method):
             ) from None
         return net, opt
 
-    def _images(self, ctx: StageContext) -> torch.Tensor:
-        """The dataset as one device tensor, copied once per stage (not once per epoch)."""
-        cached = getattr(self, "_images_cache", None)
-        if cached is None or cached[0] is not ctx.data or cached[1] != ctx.device:
-            cached = (ctx.data, ctx.device, torch.from_numpy(ctx.data.x).to(ctx.device))
-            self._images_cache = cached
-        return cached[2]
-
     def _view(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         a = self.cfg.augment
         if a.kind == "simclr":
@@ -155,7 +147,7 @@ class ProPos(Method):
         gen: torch.Generator,
     ) -> dict[str, float]:
         """One shuffled epoch (1-based ``epoch``); returns the mean of every loss term."""
-        o, t, x = self.cfg.optim, self.cfg.train, self._images(ctx)
+        o, t, x = self.cfg.optim, self.cfg.train, ctx.images()
         iters = math.ceil(ctx.data.n / o.batch_size)
         total_steps = t.epochs * iters
         base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
@@ -191,7 +183,7 @@ class ProPos(Method):
 
     def _estep(self, ctx: StageContext, net: ProPosNet) -> tuple[torch.Tensor, KMeans]:
         """k-means on normalised target embeddings (Sec. 4.4): features ``[N, d]`` and the fit."""
-        z = net.embed_target(self._images(ctx))
+        z = net.embed_target(ctx.images())
         k = self.cfg.kmeans
         km = KMeans(ctx.data.n_clusters, k.n_init, k.max_iter, seed=ctx.seed).fit(z)
         return z, km

@@ -82,7 +82,7 @@ class SCAN(Method):
     cfg: SCANConfig
 
     def _pool(self, ctx: StageContext) -> torch.Tensor:
-        return torch.from_numpy(ctx.data.x).to(ctx.device)
+        return ctx.images()
 
     def _model(self, ctx: StageContext, n_heads: int) -> ClusterModel:
         return build_model(self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, n_heads).to(

@@ -72,7 +72,7 @@ class SelfCC(Method):
     cfg: SelfCCConfig
 
     def _flat(self, ctx: StageContext) -> torch.Tensor:
-        return torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1)).to(ctx.device)
+        return ctx.images().reshape(ctx.data.n, -1)
 
     def _autoencoder(self, ctx: StageContext, load: bool) -> AutoEncoder:
         p = self.cfg.pretrain
@@ -185,7 +185,7 @@ class SelfCC(Method):
             raise StageError(f"outer iteration {pick.t} selected no sample")
         v, x = self.cfg.views, self._flat(ctx)
         aug = RandomAffine(v.rotation, v.shift, v.interpolation)
-        images = torch.from_numpy(ctx.data.x).to(ctx.device)
+        images = ctx.images()
         views = make_views(images[pick.indices], v.count, aug, gen)
         seed = ctx.seed * 1000 + pick.t
         res = run_rtds(views, pick.labels, x, ctx.data.n_clusters, self.cfg.rtds, gen, seed)
