@@ -142,6 +142,16 @@ def test_refine_artifacts_and_frozen_centres(chain: Run) -> None:
     assert 1 <= len(history) <= 3
     assert chain.metrics["refine"]["iterations"] == len(history)
     assert (d / art.MODEL).is_file()
+    # clusters_used counts the frozen centres that still own a sample after refine
+    assert chain.metrics["refine"]["clusters_used"] == len(np.unique(labels))
+    assert [h["clusters_used"] for h in history][-1] <= 10
+
+
+def test_clusters_used_counts_nonempty_centres() -> None:
+    from dcflow.methods.aspc_da import _clusters_used
+
+    assert _clusters_used(torch.tensor([0, 0, 3, 3, 3]), 5) == 2
+    assert _clusters_used(torch.arange(4), 4) == 4
 
 
 def test_refine_moves_labels_at_a_normal_lr(chain: Run) -> None:

@@ -39,7 +39,7 @@ from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
 from dcflow.models import AutoEncoder
 from dcflow.models.state import load_into
-from dcflow.progress import Progress
+from dcflow.progress import Progress, emit
 from dcflow.registry import register_method
 from dcflow.selection import self_paced_threshold, self_paced_weights
 from dcflow.transforms import RandomAffine
@@ -264,6 +264,7 @@ class ASPCDA(Method):
                 "selected_fraction": float(v.mean()),
                 "loss": loss,
                 "clean_loss": float(losses.mean()),
+                "clusters_used": _clusters_used(labels, ctx.data.n_clusters),
             }
             history.append(row)
             ctx.curves.log(
@@ -272,10 +273,17 @@ class ASPCDA(Method):
             bar.update(t + 1, loss=loss, selected=float(v.mean()))
         z, losses, labels = self._relabel(model, x, mu)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
+        used = _clusters_used(labels, ctx.data.n_clusters)
+        if used < ctx.data.n_clusters:
+            emit(
+                f"  warning: refine emptied {ctx.data.n_clusters - used} of "
+                f"{ctx.data.n_clusters} clusters (their samples moved to other frozen centres)"
+            )
         return {
             "iterations": float(t),
             "last_delta": delta,
             "final_clean_loss": float(losses.mean()),
+            "clusters_used": float(used),
         }
 
     def _save_refine(
@@ -303,3 +311,8 @@ class ASPCDA(Method):
         art.append_jsonl(ctx.out, art.HISTORY, history)
         with art.atomic_path(ctx.out / art.MODEL) as tmp:
             torch.save(model.state_dict(), tmp)
+
+
+def _clusters_used(labels: torch.Tensor, k: int) -> int:
+    """Number of the ``k`` frozen centres that still own at least one sample."""
+    return int((torch.bincount(labels, minlength=k) > 0).sum())
