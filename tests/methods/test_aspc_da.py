@@ -148,10 +148,10 @@ def test_refine_artifacts_and_frozen_centres(chain: Run) -> None:
 
 
 def test_clusters_used_counts_nonempty_centres() -> None:
-    from dcflow.methods.aspc_da import _clusters_used
+    from dcflow.clustering import nonempty_clusters
 
-    assert _clusters_used(torch.tensor([0, 0, 3, 3, 3]), 5) == 2
-    assert _clusters_used(torch.arange(4), 4) == 4
+    assert nonempty_clusters(torch.tensor([0, 0, 3, 3, 3]), 5) == 2
+    assert nonempty_clusters(torch.arange(4), 4) == 4
 
 
 def test_refine_moves_labels_at_a_normal_lr(chain: Run) -> None:

@@ -16,6 +16,11 @@ def squared_distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
     return d.clamp_min_(0.0)
 
 
+def nonempty_clusters(labels: torch.Tensor, k: int) -> int:
+    """How many of the clusters ``0..k-1`` own at least one of ``labels`` (int64 ``[N]``)."""
+    return int((torch.bincount(labels, minlength=k) > 0).sum())
+
+
 def kmeans_plusplus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     """k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre ~ D(x)^2.
 

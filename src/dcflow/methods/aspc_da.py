@@ -32,7 +32,7 @@ import torch
 from pydantic import Field
 
 from dcflow import artifacts as art
-from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.losses import weighted_centre_loss
@@ -264,7 +264,7 @@ class ASPCDA(Method):
                 "selected_fraction": float(v.mean()),
                 "loss": loss,
                 "clean_loss": float(losses.mean()),
-                "clusters_used": _clusters_used(labels, ctx.data.n_clusters),
+                "clusters_used": nonempty_clusters(labels, ctx.data.n_clusters),
             }
             history.append(row)
             ctx.curves.log(
@@ -273,7 +273,7 @@ class ASPCDA(Method):
             bar.update(t + 1, loss=loss, selected=float(v.mean()))
         z, losses, labels = self._relabel(model, x, mu)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
-        used = _clusters_used(labels, ctx.data.n_clusters)
+        used = nonempty_clusters(labels, ctx.data.n_clusters)
         if used < ctx.data.n_clusters:
             emit(
                 f"  warning: refine emptied {ctx.data.n_clusters - used} of "
@@ -311,8 +311,3 @@ class ASPCDA(Method):
         art.append_jsonl(ctx.out, art.HISTORY, history)
         with art.atomic_path(ctx.out / art.MODEL) as tmp:
             torch.save(model.state_dict(), tmp)
-
-
-def _clusters_used(labels: torch.Tensor, k: int) -> int:
-    """Number of the ``k`` frozen centres that still own at least one sample."""
-    return int((torch.bincount(labels, minlength=k) > 0).sum())

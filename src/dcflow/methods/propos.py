@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from dcflow import artifacts as art
-from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError, WeightsError
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
@@ -189,7 +189,7 @@ class ProPos(Method):
         return z, km
 
     def _n_empty(self, labels: torch.Tensor, n_clusters: int) -> float:
-        return float((torch.bincount(labels, minlength=n_clusters) == 0).sum())
+        return float(n_clusters - nonempty_clusters(labels, n_clusters))
 
     # ---------------------------------------------------------------- stage hooks
     def pretrain(self, ctx: StageContext) -> dict[str, float]:
