@@ -4,11 +4,15 @@ The runner's own log and every stage's output go to a log file; the terminal sho
 ``[dcflow]`` lines the stages print (start/end of each stage, progress bars, errors).
 """
 
+import contextlib
 import io
 import json
+import os
 import re
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,6 +53,27 @@ class _Filter(io.TextIOBase):
         self.log.flush()
 
 
+@contextlib.contextmanager
+def _scratch_tmpdir() -> Iterator[None]:
+    """Point ``TMPDIR`` of the stage processes at a directory removed when the run ends.
+
+    Every KFP lightweight component starts with ``mktemp -d`` and writes its source there
+    (``ephemeral_component.py``); nothing removes it, so each local run used to leave one
+    directory per stage in the system temp dir (thousands after a test suite).
+    """
+    tempfile.gettempdir()  # cache this process's temp dir before TMPDIR changes
+    saved = os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix="dcflow-stages-") as scratch:
+        os.environ["TMPDIR"] = scratch
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved
+
+
 def run_local(
     cfg: RunConfig,
     pipeline_root: Path,
@@ -77,7 +102,7 @@ def run_local(
     pipeline_root.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     real_stdout = sys.stdout
-    with open(log_path, "w") as log:
+    with open(log_path, "w") as log, _scratch_tmpdir():
         filt = _Filter(log, sys.stderr, quiet)
         sys.stdout = filt  # type: ignore[assignment]
         try:

@@ -31,6 +31,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     mp.chdir(root)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.delenv("DCFLOW_WEIGHTS_STORE", raising=False)
+    (root / "systmp").mkdir()
+    mp.setenv("TMPDIR", str(root / "systmp"))  # where kfp's `mktemp -d` would leave its files
     try:
         assert main(["run", "aspc-da", *SETTINGS, "--json", "first.json", "--quiet"]) == 0
         assert main(["run", "aspc-da", *SETTINGS, "--json", "second.json", "--quiet"]) == 0
@@ -39,6 +41,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     first = json.loads((root / "first.json").read_text())
     second = json.loads((root / "second.json").read_text())
     return root, first, second
+
+
+def test_stage_processes_leave_nothing_in_tmpdir(runs: tuple[Path, dict, dict]) -> None:
+    root, _, _ = runs
+    assert list((root / "systmp").iterdir()) == []
 
 
 def test_summary_contract(runs: tuple[Path, dict, dict]) -> None:
