@@ -166,6 +166,19 @@ def _ctx_like() -> StageContext:
     return StageContext(data=data, inputs={}, out=Path("."), device=torch.device("cpu"), seed=0)
 
 
+def test_merge_readout_replaces_only_the_final_labels(tmp_path: Path) -> None:
+    d, _ = _chain(ProPos(_config("propos", ["kmeans.readout=merge"])), tmp_path)
+    labels = art.load_npy(d["refine"], art.LABELS)
+    proba = art.load_npy(d["refine"], art.PROBA)
+    z, centres = art.load_npy(d["refine"], art.EMBEDDINGS), art.load_npy(d["refine"], art.CENTERS)
+    assert np.array_equal(proba.argmax(1), labels)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
+    for c in np.unique(labels):  # CENTERS are the means of the merged clusters
+        np.testing.assert_allclose(centres[c], z[labels == c].mean(0), atol=1e-5)
+    # the E-step labels that drove training come from plain K-means (cluster-init unchanged)
+    assert art.load_npy(d["cluster-init"], art.CENTERS).shape == (10, 16)
+
+
 def test_estep_is_deterministic() -> None:
     method, ctx = ProPos(_config("propos")), _ctx_like()
     torch.manual_seed(0)

@@ -233,3 +233,16 @@ def test_kmeans_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path
     nearest = ((z[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
     assert np.array_equal(np.unique(labels)[nearest], labels)  # a k-means fixed point
     assert 0.0 <= m["agreement_with_head"] <= 1.0
+
+
+def test_merge_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path) -> None:
+    method = ULDC(_config("uldc", ["refine.assign=merge", "refine.epochs=1"]))
+    data = without_labels(load_dataset(method.run.dataset))
+    w, inputs = chain.dirs["pretrain"] / art.WEIGHTS, {"cluster-init": chain.dirs["cluster-init"]}
+    method.refine(_ctx(data, tmp_path / "r", weights=w, inputs=inputs))
+    labels, proba = (
+        art.load_npy(tmp_path / "r", art.LABELS),
+        art.load_npy(tmp_path / "r", art.PROBA),
+    )
+    assert proba.shape == (labels.shape[0], 10)
+    assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)

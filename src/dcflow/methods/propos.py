@@ -19,7 +19,10 @@ warm-up then cosine over ``E`` (pitfall 3, kept), EMA after each SGD step.
 
 Final outputs: ``labels.npy`` (last k-means), ``embeddings.npy`` (normalised target embeddings),
 ``proba.npy`` = ``softmax_c(-||z - mu_c||^2 / (2 T))`` with ``T = proba_temperature``: for unit
-centres this is ``softmax(z . mu_c / T)``, and its argmax is always the k-means label.
+centres this is ``softmax(z . mu_c / T)``, and its argmax is always the k-means label. With
+``kmeans.readout: merge`` (a dcflow option, not in the paper) the final labels and ``proba.npy``
+come instead from over-clustering the same embeddings and merging the fragments on the kNN graph
+(:mod:`dcflow.clustering.merge`); the E-steps that drive training are unchanged.
 
 Upstream defects handled: k-means leaving a cluster empty no longer scores ACC 0 (dcflow's
 Hungarian match is rectangular, pitfall 7) and the number of empty clusters is logged; no
@@ -38,6 +41,7 @@ import torch
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
+from dcflow.clustering.merge import overcluster_merge
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError, WeightsError
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
@@ -251,12 +255,20 @@ class ProPos(Method):
     def _write_final(
         self, ctx: StageContext, net: ProPosNet, z: torch.Tensor, km: KMeans, history: list
     ) -> None:
-        d2 = squared_distances(z, km.cluster_centers_)  # [N, K]
-        proba = torch.softmax(-d2 / (2 * self.cfg.proba_temperature), dim=1)
-        art.save_npy(ctx.out, art.LABELS, km.labels_.cpu().numpy().astype(np.int64))
+        k_cfg, k = self.cfg.kmeans, ctx.data.n_clusters
+        if k_cfg.readout == "merge":
+            proba = overcluster_merge(z, k, k_cfg.merge, ctx.seed).proba
+            labels = proba.argmax(1)
+            onehot = torch.nn.functional.one_hot(labels, k).to(z.dtype)
+            centers = (onehot.T @ z) / onehot.sum(0).clamp_min(1.0)[:, None]
+        else:
+            d2 = squared_distances(z, km.cluster_centers_)  # [N, K]
+            proba = torch.softmax(-d2 / (2 * self.cfg.proba_temperature), dim=1)
+            labels, centers = km.labels_, km.cluster_centers_
+        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, centers.cpu().numpy().astype(np.float32))
         art.append_jsonl(ctx.out, art.HISTORY, history)
         with art.atomic_path(ctx.out / art.MODEL) as tmp:
             torch.save(net.state_dict(), tmp)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from dcflow.clustering.merge import MergeConfig
 from dcflow.config import StrictModel
 from dcflow.models.propos_backbones import BackboneName
 
@@ -63,6 +64,11 @@ class KMeansConfig(StrictModel):
     n_init: int = Field(default=10, ge=1)
     max_iter: int = Field(default=300, ge=1)
     every: int = Field(default=1, ge=1)
+    readout: Literal["kmeans", "merge"] = Field(
+        default="kmeans",
+        description="final labels: the last E-step (paper), or over-cluster + kNN-graph merge",
+    )
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="readout: merge settings")
 
 
 class ProPosConfig(StrictModel):

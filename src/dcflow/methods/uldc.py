@@ -18,7 +18,8 @@ refine, evaluate. Refine, per batch of two views (spec 4.3): ``L = L_C3 + L_evi 
       evidence, both directions; ``L_SDC``: ``KL(softmax(kappa S) || row-normalised Y)``.
 Adam updates the backbone and the instance head; the cluster head is not optimised (no loss
 reaches it), so it stays bit-identical. Final labels: cluster-head argmax after the LAST epoch
-(``refine.assign: head``, the default) or k-means on the refined embeddings (``kmeans``).
+(``refine.assign: head``, the default), k-means on the refined embeddings (``kmeans``), or
+k-means with more centres whose fragments are merged on the kNN graph (``merge``).
 
 Upstream defects and how dcflow handles them (spec Sec. 7):
     1. The evidential loss had no gradient (S was rebuilt entry by entry in NumPy). Here ``S`` is a
@@ -44,7 +45,10 @@ Upstream defects and how dcflow handles them (spec Sec. 7):
        logged every epoch. ``refine.assign: kmeans`` (a dcflow option, not upstream) reads the
        clusters from k-means on the refined embeddings instead, with a Gaussian-mixture
        posterior as PROBA; the small-data presets use it because there the refined features
-       cluster far better than the frozen head reads them (README numbers).
+       cluster far better than the frozen head reads them (README numbers). ``refine.assign:
+       merge`` (also dcflow's) over-clusters with k-means and merges the fragments on the kNN
+       graph (:mod:`dcflow.clustering.merge`): on USPS one class forms two tight modes, which
+       k-means with K centres splits while merging two other classes.
     10. ``L_C3`` has a collapse minimum: short refine, small lr, and the embedding spread
         ``z_std`` logged per epoch; a non-finite loss stops the run.
     11. ``L_C3`` is divided by ``B`` while summing ``2B`` rows, with the self term in numerator and
@@ -65,6 +69,7 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering.merge import MergeConfig, overcluster_merge
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
@@ -96,10 +101,12 @@ class RefineConfig(StrictModel):
     c3_weight: float = Field(default=1.0, ge=0.0)
     evidential_weights: tuple[float, float] = (0.5, 0.5)
     sdm_weight: float = Field(default=1.0, ge=0.0)
-    assign: Literal["head", "kmeans"] = Field(
-        default="head", description="final labels: CC cluster-head argmax, or k-means on z"
+    assign: Literal["head", "kmeans", "merge"] = Field(
+        default="head",
+        description="final labels: CC cluster-head argmax, k-means on z, or over-cluster + merge",
     )
     kmeans_restarts: int = Field(default=10, ge=1)
+    merge: MergeConfig = Field(default_factory=MergeConfig, description="assign: merge settings")
     evidential_grad: bool = Field(
         default=True, description="false detaches S in L_evi, as upstream (defect 1)"
     )
@@ -192,6 +199,8 @@ class ULDC(CC):
         head = p.argmax(1)
         if r.assign == "kmeans":
             p = kmeans_proba(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
+        elif r.assign == "merge":
+            p = overcluster_merge(z, ctx.data.n_clusters, r.merge, ctx.seed).proba
         metrics = save_assignments(ctx, z, p)
         # label-free: the two partitions matched one-to-one (Hungarian), no ground truth involved
         metrics["agreement_with_head"] = cluster_acc(head.cpu().numpy(), p.argmax(1).cpu().numpy())
