@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from dcflow.selection import self_paced_threshold, self_paced_weights
+from dcflow.selection import (
+    per_cluster_self_paced_weights,
+    self_paced_threshold,
+    self_paced_weights,
+)
 
 L4 = torch.tensor([1.0, 2.0, 3.0, 4.0])
 
@@ -53,3 +57,25 @@ def test_selected_count_non_decreasing_in_t(seed: int) -> None:
 def test_non_positive_t_max_raises(t_max: int) -> None:
     with pytest.raises(ValueError, match="t_max"):
         self_paced_threshold(L4, 0, t_max)
+
+
+def test_per_cluster_thresholds_by_hand() -> None:
+    # cluster 0 is tight (losses 1, 2, 3), cluster 1 loose (10, 20, 30, 40)
+    losses = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 40.0])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    v, lam = per_cluster_self_paced_weights(losses, labels, 3, 0, 10)
+    # t = 0: below each cluster's mean (2 and 25); the global mean (15.1) would keep 1, 2, 3, 10
+    assert v.tolist() == [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    assert lam == pytest.approx((2.0 + 25.0) / 2)  # mean over the non-empty clusters
+    assert self_paced_weights(losses, 0, 10)[0].tolist() == [1, 1, 1, 1, 0, 0, 0]
+    # t = T_max: mean + population std per cluster (std 0.816 and 11.18)
+    v, _ = per_cluster_self_paced_weights(losses, labels, 3, 10, 10)
+    assert v.tolist() == [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_per_cluster_equals_global_with_one_cluster() -> None:
+    losses = torch.rand(100, generator=torch.Generator().manual_seed(0))
+    for t in (0, 3, 10):
+        a = per_cluster_self_paced_weights(losses, torch.zeros(100, dtype=torch.long), 1, t, 10)
+        b = self_paced_weights(losses, t, 10)
+        assert torch.equal(a[0], b[0]) and a[1] == pytest.approx(b[1])

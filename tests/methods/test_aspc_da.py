@@ -147,6 +147,22 @@ def test_refine_artifacts_and_frozen_centres(chain: Run) -> None:
     assert [h["clusters_used"] for h in history][-1] <= 10
 
 
+def test_per_cluster_threshold_selects_within_each_cluster(tmp_path: Path) -> None:
+    from dcflow.clustering import squared_distances
+    from dcflow.selection import per_cluster_self_paced_weights
+
+    run = run_chain(tmp_path, ["refine.threshold=per_cluster"])
+    d = run.dirs["refine"]
+    z = torch.from_numpy(art.load_npy(d, art.EMBEDDINGS))
+    mu = torch.from_numpy(art.load_npy(run.dirs["cluster-init"], art.CENTERS))
+    losses, labels = squared_distances(z, mu).min(1)
+    sel = art.load_npz(d, art.SELECTED)
+    t = int(sel["t"]) - 1  # the weights of the last trained iteration (3 of T_max 3)
+    v, lam = per_cluster_self_paced_weights(losses, labels, 10, t, 3)
+    assert np.array_equal(sel["weights"], v.numpy())
+    assert float(sel["threshold"]) == pytest.approx(lam, rel=1e-5)
+
+
 def test_clusters_used_counts_nonempty_centres() -> None:
     from dcflow.clustering import nonempty_clusters
 
