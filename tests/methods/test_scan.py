@@ -56,6 +56,18 @@ def test_artifacts_contract(chain: tuple[Path, dict]) -> None:
     assert "contrastive_head.0.weight" in weights and "mean" in weights
 
 
+def test_overcluster_trains_more_clusters_and_hands_on_a_k_way_model(tmp_path: Path) -> None:
+    _, _, metrics = run_chain(config("scan", ["scan.overcluster=2"]), tmp_path)
+    groups = art.load_npy(tmp_path / "cluster-init", art.FRAGMENT_GROUPS)
+    assert groups.shape == (20,) and set(groups.tolist()) <= set(range(10))
+    assert metrics["cluster-init"]["overcluster_fragments"] == 20.0
+    assert 0.5 < metrics["cluster-init"]["overcluster_head_agreement"] <= 1.0
+    for stage in ("cluster-init", "refine"):
+        assert art.load_npy(tmp_path / stage, art.PROBA).shape == (300, 10)
+        state = load_state(tmp_path / stage / art.MODEL)
+        assert state["cluster_head.0.weight"].shape[0] == 10
+
+
 def test_model_selection_keeps_the_argmin(monkeypatch: pytest.MonkeyPatch) -> None:
     history = iter([torch.tensor([0.5, 0.2]), torch.tensor([0.1, 0.3]), torch.tensor([0.4, 0.0])])
     monkeypatch.setattr(scan_train_mod, "validation_loss", lambda *a, **k: next(history))

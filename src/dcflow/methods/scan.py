@@ -38,6 +38,7 @@ from dcflow.methods.base import Method, StageContext
 from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
 from dcflow.models.state import load_into
 from dcflow.registry import register_method
+from dcflow.train.overcluster import fit_head, merge_fragments, merged_proba
 from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
 from dcflow.train.simclr import SimCLRConfig, simclr_train
@@ -84,14 +85,15 @@ class SCAN(Method):
     def _pool(self, ctx: StageContext) -> torch.Tensor:
         return ctx.images()
 
-    def _model(self, ctx: StageContext, n_heads: int) -> ClusterModel:
-        return build_model(self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, n_heads).to(
-            ctx.device
-        )
+    def _model(self, ctx: StageContext, n_heads: int, n_clusters: int = 0) -> ClusterModel:
+        k = n_clusters or ctx.data.n_clusters
+        return build_model(self.cfg.model, ctx.data.image_shape, k, n_heads).to(ctx.device)
 
-    def _load(self, ctx: StageContext, path: object, n_heads: int, strict: bool) -> ClusterModel:
+    def _load(
+        self, ctx: StageContext, path: object, n_heads: int, strict: bool, n_clusters: int = 0
+    ) -> ClusterModel:
         """Build a model and load ``path``; with ``strict=False`` only head keys may differ."""
-        model = self._model(ctx, n_heads)
+        model = self._model(ctx, n_heads, n_clusters)
         missing, unexpected = load_into(model, path, "model", strict)  # type: ignore[arg-type]
         bad = [k for k in [*missing, *unexpected] if "cluster_head" not in k]
         if bad:
@@ -113,13 +115,37 @@ class SCAN(Method):
     def scan_step(self, ctx: StageContext) -> tuple[ClusterModel, torch.Tensor, dict[str, float]]:
         """Mine neighbours (saved), train the SCAN heads; return (model, projections, metrics)."""
         cfg, x = self.cfg.scan, self._pool(ctx)
-        model = self._load(ctx, ctx.weights, cfg.heads, strict=False)
+        k = ctx.data.n_clusters
+        k_fine = min(ctx.data.n, max(k, round(cfg.overcluster * k)))
+        model = self._load(ctx, ctx.weights, cfg.heads, strict=False, n_clusters=k_fine)
         proj = predict(model, x)[2]
-        k = min(cfg.neighbors, ctx.data.n - 1)
-        neighbors = mine_neighbors(proj, k)
+        neighbors = mine_neighbors(proj, min(cfg.neighbors, ctx.data.n - 1))
         art.save_npy(ctx.out, art.NEIGHBORS, neighbors.cpu().numpy().astype(np.int64))
         metrics = scan_train(model, x, neighbors, cfg, ctx.generator(2), ctx.curves)
+        if k_fine > k:
+            model, merge_metrics = self._merge_overclusters(ctx, model, neighbors[:, 1:])
+            metrics.update(merge_metrics)
         return model, proj, metrics
+
+    def _merge_overclusters(
+        self, ctx: StageContext, fine_model: ClusterModel, neighbors: torch.Tensor
+    ) -> tuple[ClusterModel, dict[str, float]]:
+        """K'-way SCAN model -> K-way model (:mod:`dcflow.train.overcluster`); saves the groups."""
+        k = ctx.data.n_clusters
+        logits, feats, _ = predict(fine_model, self._pool(ctx))
+        fine = F.softmax(logits[0], dim=1)
+        groups = merge_fragments(fine, neighbors, k)
+        target = merged_proba(fine, groups, k)
+        head, agree = fit_head(feats, target)
+        model = self._model(ctx, 1)
+        state = {k_: v for k_, v in fine_model.state_dict().items() if "cluster_head" not in k_}
+        model.load_state_dict(state, strict=False)
+        model.cluster_head[0].load_state_dict(head.state_dict())
+        art.save_npy(ctx.out, art.FRAGMENT_GROUPS, groups.cpu().numpy().astype(np.int64))
+        return model, {
+            "overcluster_fragments": float(fine.shape[1]),
+            "overcluster_head_agreement": agree,
+        }
 
     def selflabel_step(
         self, ctx: StageContext, model: ClusterModel

@@ -49,6 +49,12 @@ class ScanConfig(StrictModel):
     epochs: int = Field(default=50, ge=1)
     batch_size: int = Field(default=128, ge=2)
     heads: int = Field(default=1, ge=1)
+    overcluster: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="train round(overcluster * K) clusters, then merge them on the neighbour "
+        "graph (dcflow option for imbalanced data; 1 = SCAN)",
+    )
     entropy_weight: float = Field(default=5.0, ge=0.0)
     val_entropy_weight: float = Field(default=1.0, ge=0.0)
     val_neighbors: int = Field(default=5, ge=1)
