@@ -46,6 +46,12 @@ class ViewConfig(StrictModel):
     noise_p: float = Field(default=0.0, ge=0.0, le=1.0)
     randaug_ops: int = Field(default=0, ge=0, description="photometric ops drawn per image")
     cutout: int = Field(default=0, ge=0, description="max side of one zeroed square (pixels)")
+    stroke: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="max stroke-width jitter: blend toward a 3x3 dilation or erosion (digits)",
+    )
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -158,6 +164,20 @@ def cutout(x: torch.Tensor, max_side: int, gen: torch.Generator) -> torch.Tensor
     return x.masked_fill(box.unsqueeze(1), 0.0)
 
 
+def stroke_jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """Thicker or thinner strokes: ``x + a (dilate(x) - x)`` for ``a >= 0``, else toward erosion.
+
+    ``a ~ U(-amount, amount)`` per image; dilation / erosion are 3x3 max / min filters, so
+    ``a = +-1`` grows / shrinks every stroke by one pixel on each side. A dcflow augmentation for
+    digit images, where stroke width (pen, scanner) varies within a class.
+    """
+    n = x.shape[0]
+    a = _uniform(n, -amount, amount, gen).to(x).view(n, 1, 1, 1)
+    dilated = F.max_pool2d(x, 3, 1, 1)
+    eroded = -F.max_pool2d(-x, 3, 1, 1)
+    return torch.where(a >= 0, x + a * (dilated - x), x + a * (x - eroded)).clamp(0, 1)
+
+
 def random_view(x: torch.Tensor, cfg: ViewConfig, gen: torch.Generator) -> torch.Tensor:
     """A fresh random view of every image in ``x`` ``[B, C, H, W]`` (same shape, in [0, 1]).
 
@@ -168,6 +188,8 @@ def random_view(x: torch.Tensor, cfg: ViewConfig, gen: torch.Generator) -> torch
     if not torch.equal(mats, _identity(n).to(x)):
         grid = F.affine_grid(mats, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.stroke > 0:
+        x = stroke_jitter(x, cfg.stroke, gen)
     if cfg.jitter_p > 0:
         x = colour_jitter(x, cfg, gen)
     if cfg.grayscale_p > 0 and x.shape[1] == 3:
