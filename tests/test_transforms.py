@@ -75,3 +75,17 @@ def test_one_pixel_shift_moves_an_impulse(mode: str) -> None:
     expected = torch.zeros_like(x)
     expected[0, 0, 4, 4] = 1.0
     assert (down - expected).abs().max() <= 1e-6
+
+
+def test_random_affine_stroke_is_opt_in_and_seeded() -> None:
+
+    x = torch.rand(8, 1, 16, 16)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    plain = RandomAffine(10.0, 0.1)(x, g1)
+    mats = RandomAffine(10.0, 0.1).matrices(8, g2, x.device)
+    assert torch.equal(plain, RandomAffine(10.0, 0.1).apply(x, mats))
+    assert torch.equal(g1.get_state(), g2.get_state())  # stroke 0 draws nothing extra
+    a = RandomAffine(10.0, 0.1, stroke=0.7)(x, torch.Generator().manual_seed(3))
+    b = RandomAffine(10.0, 0.1, stroke=0.7)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and not torch.equal(a, plain)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0

@@ -59,6 +59,9 @@ class AugmentConfig(StrictModel):
     rotation: float = Field(default=10.0, ge=0.0, le=180.0)
     shift: float = Field(default=0.1, ge=0.0, lt=0.5)
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    stroke: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="stroke-width jitter (dcflow option; 0 = paper)"
+    )
 
 
 class PretrainConfig(StrictModel):
@@ -130,7 +133,7 @@ class ASPCDA(Method):
 
     def _augment(self, x: torch.Tensor, ctx: StageContext, gen: torch.Generator) -> torch.Tensor:
         a = self.cfg.augment
-        aug = RandomAffine(a.rotation, a.shift, a.interpolation)
+        aug = RandomAffine(a.rotation, a.shift, a.interpolation, a.stroke)
         return aug(x.view(x.shape[0], *ctx.data.image_shape), gen).flatten(1)
 
     def pretrain(self, ctx: StageContext) -> dict[str, float]:

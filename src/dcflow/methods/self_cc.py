@@ -184,7 +184,7 @@ class SelfCC(Method):
         if pick.indices.numel() == 0:
             raise StageError(f"outer iteration {pick.t} selected no sample")
         v, x = self.cfg.views, self._flat(ctx)
-        aug = RandomAffine(v.rotation, v.shift, v.interpolation)
+        aug = RandomAffine(v.rotation, v.shift, v.interpolation, v.stroke)
         images = ctx.images()
         views = make_views(images[pick.indices], v.count, aug, gen)
         seed = ctx.seed * 1000 + pick.t

@@ -74,6 +74,9 @@ class ViewsConfig(StrictModel):
     rotation: float = Field(default=10.0, ge=0.0, le=180.0)
     shift: float = Field(default=0.1, ge=0.0, lt=0.5)
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    stroke: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="stroke-width jitter (dcflow option; 0 = paper)"
+    )
 
 
 class UpdateConfig(StrictModel):

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from dcflow.transforms.views import stroke_blend
+
 
 class RandomAffine:
     """Random rotation and translation of a batch ``[B, C, H, W]`` on its own device.
@@ -22,6 +24,8 @@ class RandomAffine:
         rotation: maximum absolute rotation in degrees.
         shift: maximum shift as a fraction of width/height.
         interpolation: ``bilinear`` or ``nearest`` resampling.
+        stroke: maximum stroke-width jitter after the warp (:func:`stroke_blend`; 0 = off, and
+            then no random number is drawn for it).
     """
 
     def __init__(
@@ -29,10 +33,12 @@ class RandomAffine:
         rotation: float = 10.0,
         shift: float = 0.1,
         interpolation: Literal["bilinear", "nearest"] = "bilinear",
+        stroke: float = 0.0,
     ) -> None:
         self.rotation = rotation
         self.shift = shift
         self.interpolation = interpolation
+        self.stroke = stroke
 
     def matrices(self, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
         """Draw ``[n, 2, 3]`` affine matrices (rotation then translation, normalised coords)."""
@@ -53,4 +59,8 @@ class RandomAffine:
 
     def __call__(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """A fresh random augmentation of every image in ``x``."""
-        return self.apply(x, self.matrices(x.shape[0], gen, x.device))
+        out = self.apply(x, self.matrices(x.shape[0], gen, x.device))
+        if self.stroke > 0:
+            u = torch.rand(x.shape[0], generator=gen, device=gen.device) * 2.0 - 1.0
+            out = stroke_blend(out, u * self.stroke)
+        return out

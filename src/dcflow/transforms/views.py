@@ -164,18 +164,22 @@ def cutout(x: torch.Tensor, max_side: int, gen: torch.Generator) -> torch.Tensor
     return x.masked_fill(box.unsqueeze(1), 0.0)
 
 
-def stroke_jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+def stroke_blend(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Thicker or thinner strokes: ``x + a (dilate(x) - x)`` for ``a >= 0``, else toward erosion.
 
-    ``a ~ U(-amount, amount)`` per image; dilation / erosion are 3x3 max / min filters, so
-    ``a = +-1`` grows / shrinks every stroke by one pixel on each side. A dcflow augmentation for
-    digit images, where stroke width (pen, scanner) varies within a class.
+    ``a`` ``[B]`` in ``[-1, 1]``; dilation / erosion are 3x3 max / min filters, so ``a = +-1``
+    grows / shrinks every stroke by one pixel on each side. A dcflow augmentation for digit
+    images, whose classes vary in pen width (USPS: the zeros form a thin and a thick mode).
     """
-    n = x.shape[0]
-    a = _uniform(n, -amount, amount, gen).to(x).view(n, 1, 1, 1)
+    a = a.to(x).view(-1, 1, 1, 1)
     dilated = F.max_pool2d(x, 3, 1, 1)
     eroded = -F.max_pool2d(-x, 3, 1, 1)
     return torch.where(a >= 0, x + a * (dilated - x), x + a * (x - eroded)).clamp(0, 1)
+
+
+def stroke_jitter(x: torch.Tensor, amount: float, gen: torch.Generator) -> torch.Tensor:
+    """:func:`stroke_blend` with ``a ~ U(-amount, amount)`` per image (CPU generator)."""
+    return stroke_blend(x, _uniform(x.shape[0], -amount, amount, gen))
 
 
 def random_view(x: torch.Tensor, cfg: ViewConfig, gen: torch.Generator) -> torch.Tensor:
