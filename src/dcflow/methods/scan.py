@@ -13,6 +13,11 @@ Stages:
         (:mod:`dcflow.train.selflabel`); falls back to the SCAN-step model when self-labelling
         empties a cluster (spec pitfall 3).
 
+Options beyond the paper (off unless a preset sets them): ``scan.overcluster > 1`` trains
+``round(overcluster * K)`` clusters and merges them on the mined-neighbour graph before
+self-labelling (:mod:`dcflow.train.overcluster`); the views' ``stroke`` jitters stroke width
+(:func:`dcflow.transforms.views.stroke_blend`; the ``usps`` presets use it).
+
 Upstream defects handled (spec section 7): batches without a confident sample are skipped and
 counted; ``drop_last`` never leaves an epoch with no step; the neighbour search is exact chunked
 ``torch.topk`` with self forced to column 0; every random draw comes from seeded generators; the
