@@ -9,6 +9,7 @@ from dcflow.clustering.merge import (
     MergeConfig,
     average_linkage_merge,
     link_counts,
+    merge_labels,
     nearest_neighbors,
     overcluster_merge,
 )
@@ -85,3 +86,10 @@ def test_bad_settings_are_rejected() -> None:
         MergeConfig(over=0.5)
     with pytest.raises(ValueError):
         MergeConfig(neighbors=0)
+
+
+def test_merge_labels_ignores_empty_fine_ids() -> None:
+    x, y = _bar_and_blob()
+    fine = KMeans(6, 3, seed=0).fit(x).labels_ * 2  # odd ids never used
+    labels = merge_labels(x, fine, 2, neighbors=8)
+    assert labels.max() == 1 and cluster_acc(y, labels.numpy()) == 1.0

@@ -37,6 +37,7 @@ MEMBERSHIP = "membership.npy"  # self-cc cluster-init, refine: [N, K] float32 fu
 TARGET = "target.npy"  # self-cc refine: [N, K] float32 last RTDS target Q (rows sum to 2)
 DIVISION = "division.npz"  # self-cc refine: last RTDS labelled masks and weights per classifier
 NEIGHBORS = "neighbors.npy"  # scan/ruc cluster-init: [N, k+1] int64 mined neighbours, self first
+FINE_LABELS = "fine_labels.npy"  # aspc-da cluster-init, kmeans.over > 1: [N] int64 in [0, K')
 FRAGMENT_GROUPS = "fragment_groups.npy"  # scan/ruc cluster-init, scan.overcluster > 1: [K']
 
 

@@ -163,6 +163,22 @@ def test_per_cluster_threshold_selects_within_each_cluster(tmp_path: Path) -> No
     assert float(sel["threshold"]) == pytest.approx(lam, rel=1e-5)
 
 
+def test_overclustered_centres_are_merged_into_k_labels(tmp_path: Path) -> None:
+    run = run_chain(tmp_path, ["kmeans.over=2"])
+    init, ref = run.dirs["cluster-init"], run.dirs["refine"]
+    assert art.load_npy(init, art.CENTERS).shape == (20, 10)
+    fine = art.load_npy(init, art.FINE_LABELS)
+    assert fine.max() < 20 and len(np.unique(fine)) > 10
+    assert len(np.unique(art.load_npy(init, art.LABELS))) == 10
+    for d in (init, ref):  # the hand-off contract: K-way labels (refine at lr 0.01 may empty some)
+        labels = art.load_npy(d, art.LABELS)
+        assert labels.min() >= 0 and labels.max() < 10
+    # every fine cluster lies inside one final cluster
+    init_labels = art.load_npy(init, art.LABELS)
+    assert all(len(np.unique(init_labels[fine == f])) == 1 for f in np.unique(fine))
+    assert run.metrics["refine"]["clusters_used"] <= 20
+
+
 def test_clusters_used_counts_nonempty_centres() -> None:
     from dcflow.clustering import nonempty_clusters
 

@@ -110,6 +110,21 @@ def average_linkage_merge(counts: torch.Tensor, sizes: torch.Tensor, k: int) -> 
     return torch.unique(owner, return_inverse=True)[1]
 
 
+def merge_labels(z: torch.Tensor, fine: torch.Tensor, k: int, neighbors: int = 20) -> torch.Tensor:
+    """Merge the fine clusters ``fine`` ``[N]`` of ``z`` ``[N, d]`` into ``k`` on the kNN graph.
+
+    Fine clusters without members are ignored. Returns ``[N]`` int64 labels in ``0..k-1``.
+    """
+    sizes = torch.bincount(fine)
+    used = sizes > 0
+    remap = torch.cumsum(used.long(), 0) - 1
+    dense = remap[fine]
+    nbrs = nearest_neighbors(z, min(neighbors, z.shape[0] - 1))
+    counts = link_counts(dense, nbrs, int(used.sum()))
+    groups = average_linkage_merge(counts.cpu(), sizes[used].cpu(), k).to(z.device)
+    return groups[dense]
+
+
 def overcluster_merge(
     z: torch.Tensor, k: int, cfg: MergeConfig | None = None, seed: int = 0
 ) -> MergeResult:

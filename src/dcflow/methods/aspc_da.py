@@ -37,6 +37,7 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
+from dcflow.clustering.merge import merge_labels
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.losses import weighted_centre_loss
@@ -82,6 +83,12 @@ class KMeansConfig(StrictModel):
 
     n_init: int = Field(default=20, ge=1)
     max_iter: int = Field(default=300, ge=1)
+    over: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="dcflow option: round(over * K) frozen centres; the fine clusters are merged "
+        "into K on the kNN graph of the embedding (dcflow.clustering.merge); 1 = paper",
+    )
 
 
 class RefineConfig(StrictModel):
@@ -174,12 +181,15 @@ class ASPCDA(Method):
         """k-means on the clean codes; centres are frozen from here on (Sec. III-B)."""
         model = self._load_model(ctx)
         z = model.embed(self._flat(ctx))
-        km = KMeans(
-            ctx.data.n_clusters, self.cfg.kmeans.n_init, self.cfg.kmeans.max_iter, seed=ctx.seed
-        )
+        k = ctx.data.n_clusters
+        k_fine = min(ctx.data.n, max(k, round(self.cfg.kmeans.over * k)))
+        km = KMeans(k_fine, self.cfg.kmeans.n_init, self.cfg.kmeans.max_iter, seed=ctx.seed)
         labels = km.fit_predict(z)
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        if k_fine > k:  # refine starts from the fine clusters; LABELS stay K-way (contract)
+            art.save_npy(ctx.out, art.FINE_LABELS, labels.cpu().numpy().astype(np.int64))
+            labels = merge_labels(z, labels, k)
         art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
         sizes = torch.bincount(labels, minlength=ctx.data.n_clusters)
         return {
@@ -248,7 +258,9 @@ class ASPCDA(Method):
         torch.manual_seed(ctx.seed)
         x, model, gen = self._flat(ctx), self._load_model(ctx), ctx.generator(2)
         mu = torch.from_numpy(art.load_npy(init, art.CENTERS)).to(ctx.device)
-        labels = torch.from_numpy(art.load_npy(init, art.LABELS)).to(ctx.device)
+        k_fine = mu.shape[0]
+        name = art.FINE_LABELS if k_fine > ctx.data.n_clusters else art.LABELS
+        labels = torch.from_numpy(art.load_npy(init, name)).to(ctx.device)
         prev, v = labels.clone(), torch.ones(ctx.data.n, device=ctx.device)
         opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr)
         bar, history = Progress("refine", cfg.max_iter, "iterations"), []
@@ -264,11 +276,10 @@ class ASPCDA(Method):
             if cfg.refresh_centers:
                 # new centres come in k-means' own order: re-assign labels and losses to them, or
                 # the next epoch pulls every sample toward another cluster's centre (collapse)
-                mu = KMeans(ctx.data.n_clusters, 1, seed=ctx.seed).fit(z).cluster_centers_
+                mu = KMeans(k_fine, 1, seed=ctx.seed).fit(z).cluster_centers_
                 losses, labels = squared_distances(z, mu).min(1)
             if cfg.self_paced and cfg.threshold == "per_cluster":
-                k = ctx.data.n_clusters
-                v, lam = per_cluster_self_paced_weights(losses, labels, k, t, cfg.max_iter)
+                v, lam = per_cluster_self_paced_weights(losses, labels, k_fine, t, cfg.max_iter)
             elif cfg.self_paced:
                 v, lam = self_paced_weights(losses, t, cfg.max_iter)
                 v = v.to(ctx.device)
@@ -280,7 +291,7 @@ class ASPCDA(Method):
                 "selected_fraction": float(v.mean()),
                 "loss": loss,
                 "clean_loss": float(losses.mean()),
-                "clusters_used": nonempty_clusters(labels, ctx.data.n_clusters),
+                "clusters_used": nonempty_clusters(labels, k_fine),
             }
             history.append(row)
             ctx.curves.log(
@@ -288,12 +299,14 @@ class ASPCDA(Method):
             )
             bar.update(t + 1, loss=loss, selected=float(v.mean()))
         z, losses, labels = self._relabel(model, x, mu)
+        used = nonempty_clusters(labels, k_fine)
+        if k_fine > ctx.data.n_clusters:
+            labels = merge_labels(z, labels, ctx.data.n_clusters)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
-        used = nonempty_clusters(labels, ctx.data.n_clusters)
-        if used < ctx.data.n_clusters:
+        if used < k_fine:
             emit(
-                f"  warning: refine emptied {ctx.data.n_clusters - used} of "
-                f"{ctx.data.n_clusters} clusters (their samples moved to other frozen centres)"
+                f"  warning: refine emptied {k_fine - used} of "
+                f"{k_fine} clusters (their samples moved to other frozen centres)"
             )
         return {
             "iterations": float(t),
