@@ -2,7 +2,8 @@
 
 import torch
 
-from dcflow.train.overcluster import fit_head, merge_fragments, merged_proba
+from dcflow.clustering.merge import merged_proba
+from dcflow.train.overcluster import fit_head, merge_fragments
 
 
 def _chain_graph(n_per: int, n_frag: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -110,18 +110,47 @@ def average_linkage_merge(counts: torch.Tensor, sizes: torch.Tensor, k: int) -> 
     return torch.unique(owner, return_inverse=True)[1]
 
 
+def fine_count(k: int, over: float, n: int) -> int:
+    """``K' = round(over * k)``, at least ``k`` and at most ``n`` (valid data has ``n >= k``)."""
+    return min(n, max(k, round(over * k)))
+
+
+def merge_fine(
+    fine: torch.Tensor, neighbors: torch.Tensor, k: int, k_fine: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Merge the non-empty fine clusters ``fine`` ``[N]`` (ids ``< k_fine``) into ``k`` groups.
+
+    Args:
+        fine: fine cluster of each sample.
+        neighbors: ``[N, m]`` neighbour indices (self excluded).
+        k: groups wanted.
+        k_fine: number of fine ids; ids without members are left out of the merge.
+
+    Returns:
+        ``(dense, groups)``: ``dense`` ``[N]`` the fine ids renumbered over the non-empty fine
+        clusters (in id order), ``groups`` ``[K'_used]`` the group of each non-empty fine cluster.
+    """
+    sizes = torch.bincount(fine, minlength=k_fine)
+    used = sizes > 0
+    dense = (torch.cumsum(used.long(), 0) - 1)[fine]
+    counts = link_counts(dense, neighbors, int(used.sum()))
+    groups = average_linkage_merge(counts.cpu(), sizes[used].cpu(), k).to(fine.device)
+    return dense, groups
+
+
+def merged_proba(proba: torch.Tensor, groups: torch.Tensor, k: int) -> torch.Tensor:
+    """``[N, k]`` probabilities: each fine cluster's mass added to its group."""
+    out = torch.zeros(proba.shape[0], k, dtype=proba.dtype, device=proba.device)
+    return out.index_add_(1, groups, proba)
+
+
 def merge_labels(z: torch.Tensor, fine: torch.Tensor, k: int, neighbors: int = 20) -> torch.Tensor:
     """Merge the fine clusters ``fine`` ``[N]`` of ``z`` ``[N, d]`` into ``k`` on the kNN graph.
 
     Fine clusters without members are ignored. Returns ``[N]`` int64 labels in ``0..k-1``.
     """
-    sizes = torch.bincount(fine)
-    used = sizes > 0
-    remap = torch.cumsum(used.long(), 0) - 1
-    dense = remap[fine]
     nbrs = nearest_neighbors(z, min(neighbors, z.shape[0] - 1))
-    counts = link_counts(dense, nbrs, int(used.sum()))
-    groups = average_linkage_merge(counts.cpu(), sizes[used].cpu(), k).to(z.device)
+    dense, groups = merge_fine(fine, nbrs, k, int(fine.max()) + 1)
     return groups[dense]
 
 
@@ -135,19 +164,13 @@ def overcluster_merge(
     """
     cfg = cfg or MergeConfig()
     n = z.shape[0]
-    k_fine = max(k, min(n, round(cfg.over * k)))
+    k_fine = fine_count(k, cfg.over, n)
     km = KMeans(k_fine, cfg.n_init, seed=seed).fit(z)
-    fine = km.labels_
-    sizes = torch.bincount(fine, minlength=k_fine)
-    keep = sizes > 0  # a restart may leave a centre empty: drop it before merging
-    centres, remap = km.cluster_centers_[keep], torch.cumsum(keep.long(), 0) - 1
-    fine, sizes, k_fine = remap[fine], sizes[keep], int(keep.sum())
     nbrs = nearest_neighbors(z, min(cfg.neighbors, n - 1))
-    groups = average_linkage_merge(link_counts(fine, nbrs, k_fine).cpu(), sizes.cpu(), k)
-    groups = groups.to(z.device)
+    fine, groups = merge_fine(km.labels_, nbrs, k, k_fine)
+    # a restart may leave a centre empty: only the centres that own samples take part
+    centres = km.cluster_centers_[torch.unique(km.labels_)]
     d2 = squared_distances(z, centres)
     var = d2.gather(1, fine[:, None]).mean().clamp_min(1e-12) / z.shape[1]
-    fine_post = torch.softmax(-d2 / (2.0 * var), dim=1)
-    proba = torch.zeros(n, k, dtype=fine_post.dtype, device=z.device)
-    proba.index_add_(1, groups, fine_post)
+    proba = merged_proba(torch.softmax(-d2 / (2.0 * var), dim=1), groups, k)
     return MergeResult(proba.argmax(1), proba, fine, groups)

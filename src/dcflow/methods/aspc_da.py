@@ -37,7 +37,7 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
-from dcflow.clustering.merge import merge_labels
+from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.losses import weighted_centre_loss
@@ -182,7 +182,7 @@ class ASPCDA(Method):
         model = self._load_model(ctx)
         z = model.embed(self._flat(ctx))
         k = ctx.data.n_clusters
-        k_fine = min(ctx.data.n, max(k, round(self.cfg.kmeans.over * k)))
+        k_fine = fine_count(k, self.cfg.kmeans.over, ctx.data.n)
         km = KMeans(k_fine, self.cfg.kmeans.n_init, self.cfg.kmeans.max_iter, seed=ctx.seed)
         labels = km.fit_predict(z)
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))

@@ -36,6 +36,7 @@ from pydantic import Field
 
 from dcflow import artifacts as art
 from dcflow.clustering.knn_mining import mine_neighbors
+from dcflow.clustering.merge import fine_count, merged_proba
 from dcflow.config import StrictModel
 from dcflow.errors import WeightsError
 from dcflow.losses.scan import entropy
@@ -43,7 +44,7 @@ from dcflow.methods.base import Method, StageContext
 from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
 from dcflow.models.state import load_into
 from dcflow.registry import register_method
-from dcflow.train.overcluster import fit_head, merge_fragments, merged_proba
+from dcflow.train.overcluster import fit_head, merge_fragments
 from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
 from dcflow.train.simclr import SimCLRConfig, simclr_train
@@ -121,7 +122,7 @@ class SCAN(Method):
         """Mine neighbours (saved), train the SCAN heads; return (model, projections, metrics)."""
         cfg, x = self.cfg.scan, self._pool(ctx)
         k = ctx.data.n_clusters
-        k_fine = min(ctx.data.n, max(k, round(cfg.overcluster * k)))
+        k_fine = fine_count(k, cfg.overcluster, ctx.data.n)
         model = self._load(ctx, ctx.weights, cfg.heads, strict=False, n_clusters=k_fine)
         proj = predict(model, x)[2]
         neighbors = mine_neighbors(proj, min(cfg.neighbors, ctx.data.n - 1))

@@ -6,7 +6,7 @@ class 5 7.7 %) the K-way optimum splits the largest class and merges two small o
 refine cannot split a merged cluster. With ``K' = round(overcluster * K)`` the uniform prior asks
 for fragments smaller than every class, so no fragment needs to hold two classes; the fragments
 are then merged by average linkage on the graph of the mined neighbours
-(:func:`dcflow.clustering.merge.average_linkage_merge`), and a K-way linear head is fitted on
+(:func:`dcflow.clustering.merge.merge_fine`), and a K-way linear head is fitted on
 the frozen features to the merged probabilities ``q_k = sum_{j in group k} p_j`` so that
 self-labelling and RUC continue with an ordinary K-way model.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcflow.clustering.merge import average_linkage_merge, link_counts
+from dcflow.clustering.merge import merge_fine
 
 
 def merge_fragments(proba: torch.Tensor, neighbors: torch.Tensor, k: int) -> torch.Tensor:
@@ -34,22 +34,13 @@ def merge_fragments(proba: torch.Tensor, neighbors: torch.Tensor, k: int) -> tor
     """
     k_fine = proba.shape[1]
     fine = proba.argmax(1)
-    sizes = torch.bincount(fine, minlength=k_fine)
-    used = sizes > 0
-    remap = torch.cumsum(used.long(), 0) - 1
-    counts = link_counts(remap[fine], neighbors, int(used.sum()))
-    groups_used = average_linkage_merge(counts.cpu(), sizes[used].cpu(), k).to(proba.device)
+    dense, groups_used = merge_fine(fine, neighbors, k, k_fine)
+    used = torch.bincount(fine, minlength=k_fine) > 0
     groups = torch.empty(k_fine, dtype=torch.long, device=proba.device)
     groups[used] = groups_used
     for j in torch.nonzero(~used).flatten().tolist():
-        groups[j] = groups_used[remap[fine[proba[:, j].argmax()]]]
+        groups[j] = groups_used[dense[proba[:, j].argmax()]]
     return groups
-
-
-def merged_proba(proba: torch.Tensor, groups: torch.Tensor, k: int) -> torch.Tensor:
-    """``[N, k]`` probabilities: each fragment's mass added to its group."""
-    out = torch.zeros(proba.shape[0], k, dtype=proba.dtype, device=proba.device)
-    return out.index_add_(1, groups, proba)
 
 
 def fit_head(
