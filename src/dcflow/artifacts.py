@@ -25,7 +25,7 @@ EMBEDDINGS = "embeddings.npy"  # cluster-init, refine: [N, d] float32
 CENTERS = "centers.npy"  # cluster-init: [K, d] float32
 LABELS = "labels.npy"  # cluster-init, refine: [N] int64 in [0, K)
 PROBA = "proba.npy"  # refine (methods with probabilities): [N, K] float32
-MODEL = "model.pt"  # refine: final model state dict
+MODEL = "model.pt"  # refine: final model state dict; self-cc cluster-init (over > 1): fitted module
 SELECTED = "selected.npz"  # confident-sample-selection, refine: indices, weights, threshold, t
 HISTORY = "history.jsonl"  # refine: one JSON object per iteration
 METRICS = "metrics.json"  # evaluate
@@ -37,7 +37,7 @@ MEMBERSHIP = "membership.npy"  # self-cc cluster-init, refine: [N, K] float32 fu
 TARGET = "target.npy"  # self-cc refine: [N, K] float32 last RTDS target Q (rows sum to 2)
 DIVISION = "division.npz"  # self-cc refine: last RTDS labelled masks and weights per classifier
 NEIGHBORS = "neighbors.npy"  # scan/ruc cluster-init: [N, k+1] int64 mined neighbours, self first
-FINE_LABELS = "fine_labels.npy"  # aspc-da cluster-init, kmeans.over > 1: [N] int64 in [0, K')
+FINE_LABELS = "fine_labels.npy"  # aspc-da / self-cc cluster-init, over > 1: [N] int64 in [0, K')
 FRAGMENT_GROUPS = "fragment_groups.npy"  # scan/ruc cluster-init, scan.overcluster > 1: [K']
 
 

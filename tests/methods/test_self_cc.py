@@ -383,6 +383,50 @@ def test_empty_schedule_is_a_clear_error(tmp_path: Path) -> None:
         method.select(_ctx(data, tmp_path / "s", inputs={"cluster-init": init}))
 
 
+def test_overclustered_start_carries_the_merge_into_refine(tmp_path: Path) -> None:
+    over = ["cluster.over=3", "cluster.fit_epochs=3", "update.lr=0.001"]
+    run = run_chain(tmp_path, over)
+    d = run.dirs["cluster-init"]
+    fine, labels = art.load_npy(d, art.FINE_LABELS), art.load_npy(d, art.LABELS)
+    assert fine.max() == 29 and labels.max() <= 9
+    # every fine cluster lies (almost) inside one merged cluster: the fit carried the merge
+    z = torch.from_numpy(art.load_npy(d, art.EMBEDDINGS))
+    assert z.shape == (300, 10)
+    nested = sum(np.bincount(labels[fine == j]).max() for j in np.unique(fine))
+    assert nested / 300 >= 0.9 and run.metrics["cluster-init"]["fit_agreement"] >= 0.9
+    # refine starts from the fitted module, not from the pretrained encoder
+    module = torch.load(d / art.MODEL, weights_only=True)
+    assert np.allclose(module["centers"].numpy(), art.load_npy(d, art.CENTERS))
+    pretrained = torch.load(run.dirs["pretrain"] / art.WEIGHTS, weights_only=True)
+    key = next(k for k in module if k.startswith("encoder"))
+    assert not torch.equal(module[key], pretrained[key])
+    method = SelfCC(_config(over))
+    ctx = _ctx(
+        run.data,
+        tmp_path / "m",
+        inputs={"cluster-init": d},
+        weights=run.dirs["pretrain"] / art.WEIGHTS,
+    )
+    assert torch.equal(
+        method._module(ctx).encoder.state_dict()[key.removeprefix("encoder.")], module[key]
+    )
+    assert run.metrics["refine"]["n_outer"] == 2
+
+
+def test_augmented_pretrain_recipe_changes_the_weights(tmp_path: Path) -> None:
+    data = without_labels(load_dataset(_config().dataset))
+    weights = {}
+    for name, extra in [
+        ("plain", []),
+        ("aug", ["pretrain.augment=true", "pretrain.views.stroke=0.5"]),
+    ]:
+        m = SelfCC(_config(extra)).pretrain(_ctx(data, tmp_path / name))
+        assert m["loss_last"] < m["loss_first"] and math.isfinite(m["loss_last"])
+        weights[name] = torch.load(tmp_path / name / art.WEIGHTS, weights_only=True)
+    a, b = weights["plain"], weights["aug"]
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+
+
 # ---------------------------------------------------------------- the real local pipeline
 
 

@@ -39,7 +39,6 @@ from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.config import StrictModel
-from dcflow.errors import StageError
 from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
 from dcflow.models import AutoEncoder
@@ -51,31 +50,11 @@ from dcflow.selection import (
     self_paced_threshold,
     self_paced_weights,
 )
-from dcflow.transforms import RandomAffine
+from dcflow.train.autoencoder import AEPretrainConfig, AugmentConfig, pretrain_autoencoder
 
 
-class AugmentConfig(StrictModel):
-    """Keras-style random rotation and shift (``ImageDataGenerator`` of the upstream code)."""
-
-    rotation: float = Field(default=10.0, ge=0.0, le=180.0)
-    shift: float = Field(default=0.1, ge=0.0, lt=0.5)
-    interpolation: Literal["bilinear", "nearest"] = "bilinear"
-    stroke: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="stroke-width jitter (dcflow option; 0 = paper)"
-    )
-
-
-class PretrainConfig(StrictModel):
+class PretrainConfig(AEPretrainConfig):
     """Autoencoder and its pretraining (paper: D-500-500-2000-10, SGD 1.0/0.9, 500 epochs, 256)."""
-
-    hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 2000], min_length=1)
-    embedding_dim: int = Field(default=10, ge=1)
-    epochs: int = Field(default=500, ge=1)
-    batch_size: int = Field(default=256, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = Field(default=1.0, gt=0.0)
-    momentum: float = Field(default=0.9, ge=0.0, lt=1.0)
-    augment: bool = True
 
 
 class KMeansConfig(StrictModel):
@@ -138,44 +117,21 @@ class ASPCDA(Method):
         load_into(model, ctx.weights, "autoencoder")
         return model
 
-    def _augment(self, x: torch.Tensor, ctx: StageContext, gen: torch.Generator) -> torch.Tensor:
-        a = self.cfg.augment
-        aug = RandomAffine(a.rotation, a.shift, a.interpolation, a.stroke)
-        return aug(x.view(x.shape[0], *ctx.data.image_shape), gen).flatten(1)
-
     def pretrain(self, ctx: StageContext) -> dict[str, float]:
         """Reconstruct augmented images (Sec. III-A); the target is the augmented image."""
-        cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
-        x, model, gen = self._flat(ctx), self._model(ctx), ctx.generator(1)
-        opt: torch.optim.Optimizer = (
-            torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-            if cfg.optimizer == "sgd"
-            else torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        model = self._model(ctx)
+        first, last = pretrain_autoencoder(
+            model,
+            self._flat(ctx),
+            self.cfg.pretrain,
+            self.cfg.augment.flat_augment(ctx.data.image_shape),
+            ctx.generator(1),
+            lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
         )
-        bar, first, loss_mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
-        for epoch in range(1, cfg.epochs + 1):
-            total = torch.zeros((), device=ctx.device)
-            perm = torch.randperm(ctx.data.n, generator=gen).to(ctx.device)
-            for idx in perm.split(cfg.batch_size):
-                xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
-                loss = torch.nn.functional.mse_loss(model(xb), xb)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.numel()
-            loss_mean = float(total) / ctx.data.n
-            if not np.isfinite(loss_mean):
-                raise StageError(
-                    f"pretrain diverged (loss {loss_mean}) at epoch {epoch}; "
-                    "lower pretrain.lr or set pretrain.optimizer=adam"
-                )
-            first = loss_mean if epoch == 1 else first
-            ctx.curves.log(epoch, loss=loss_mean)
-            bar.update(epoch, loss=loss_mean)
         with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
             torch.save(model.state_dict(), tmp)
-        return {"loss_first": first, "loss_last": loss_mean}
+        return {"loss_first": first, "loss_last": last}
 
     def cluster_init(self, ctx: StageContext) -> dict[str, float]:
         """k-means on the clean codes; centres are frozen from here on (Sec. III-B)."""
@@ -242,9 +198,10 @@ class ASPCDA(Method):
     ) -> float:
         """One shuffled epoch of the weighted centre loss on augmented views; mean loss."""
         cfg, x = self.cfg.refine, self._flat(ctx)
+        augment = self.cfg.augment.flat_augment(ctx.data.image_shape)
         loss_sum = torch.zeros((), device=ctx.device)
         for idx in torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size):
-            xb = self._augment(x[idx], ctx, gen) if cfg.augment else x[idx]
+            xb = augment(x[idx], gen) if cfg.augment else x[idx]
             loss = weighted_centre_loss(model.encoder(xb), targets[idx], v[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

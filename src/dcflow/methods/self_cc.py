@@ -45,9 +45,9 @@ import torch
 
 from dcflow import artifacts as art
 from dcflow.clustering import KMeans
+from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError
-from dcflow.losses.self_cc import log_membership
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.self_cc_config import SelfCCConfig
 from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
@@ -58,6 +58,7 @@ from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
+from dcflow.train.autoencoder import pretrain_autoencoder
 from dcflow.transforms import RandomAffine
 
 
@@ -82,44 +83,58 @@ class SelfCC(Method):
         return model.to(ctx.device)
 
     def pretrain(self, ctx: StageContext) -> dict[str, float]:
-        """Reconstruct clean images (MSE, Adam): the fallback for the unreleased FE training."""
+        """Train the FE as an autoencoder: the fallback for the unreleased FE training (4.6)."""
         cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
-        x, model, gen = self._flat(ctx), self._autoencoder(ctx, load=False), ctx.generator(1)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        bar, losses = Progress("pretrain", cfg.epochs), []
-        for epoch in range(1, cfg.epochs + 1):
-            total = torch.zeros((), device=ctx.device)
-            for idx in (
-                torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size)
-            ):
-                loss = torch.nn.functional.mse_loss(model(x[idx]), x[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.numel()
-            losses.append(float(total) / ctx.data.n)
-            if not np.isfinite(losses[-1]):
-                raise StageError(f"pretrain diverged at epoch {epoch}; lower pretrain.lr")
-            ctx.curves.log(epoch, loss=losses[-1])
-            bar.update(epoch, loss=losses[-1])
+        model = self._autoencoder(ctx, load=False)
+        first, last = pretrain_autoencoder(
+            model,
+            self._flat(ctx),
+            cfg,
+            cfg.views.flat_augment(ctx.data.image_shape),
+            ctx.generator(1),
+            lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
+        )
         with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
             torch.save(model.state_dict(), tmp)
-        return {"loss_first": losses[0], "loss_last": losses[-1]}
+        return {"loss_first": first, "loss_last": last}
 
     def cluster_init(self, ctx: StageContext) -> dict[str, float]:
-        """k-means on the codes -> centres ``[K, d]``; memberships ``U`` (4.1) and ``argmax U``."""
-        c = self.cfg.cluster
-        z = self._autoencoder(ctx, load=True).embed(self._flat(ctx))
-        km = KMeans(ctx.data.n_clusters, c.n_init, c.max_iter, seed=ctx.seed).fit(z)
-        u = log_membership(z, km.cluster_centers_, c.m).exp()
+        """Centres ``C`` ``[K, d]`` on the codes; memberships ``U`` (4.1) and ``argmax U``.
+
+        ``cluster.over = 1``: k-means with K (spec 4.6). ``over > 1`` (a dcflow option): k-means
+        with K' = round(over * K), the fine clusters merged into K on the kNN graph of the codes,
+        centres at the merged groups' means, then the module update (4.5) fitted to the merged
+        labels for ``fit_epochs``, so that ``argmax U`` carries the merge; the fitted encoder is
+        written as ``model.pt`` and refine starts from it.
+        """
+        c, x, k = self.cfg.cluster, self._flat(ctx), ctx.data.n_clusters
+        autoencoder = self._autoencoder(ctx, load=True)
+        z, encoder = autoencoder.embed(x), autoencoder.encoder
+        km = KMeans(fine_count(k, c.over, ctx.data.n), c.n_init, c.max_iter, seed=ctx.seed).fit(z)
+        metrics = {"inertia": km.inertia_}
+        if km.cluster_centers_.shape[0] == k:
+            module = ClusteringModule(encoder, km.cluster_centers_, c.m)
+        else:
+            merged = merge_labels(z, km.labels_, k)
+            centres = torch.stack([z[merged == j].mean(0) for j in range(k)])
+            module = ClusteringModule(encoder, centres, c.m)
+            fit = self.cfg.update.model_copy(update={"epochs": c.fit_epochs})
+            losses = update_module(module, x, merged, fit, ctx.generator(2))
+            art.save_npy(ctx.out, art.FINE_LABELS, km.labels_.cpu().numpy().astype(np.int64))
+            with art.atomic_path(ctx.out / art.MODEL) as tmp:
+                torch.save(module.state_dict(), tmp)
+            agree = (module.infer(x)[1].argmax(1) == merged).float().mean()
+            metrics |= {"fit_loss": losses[-1] if losses else float("nan")}
+            metrics |= {"fit_agreement": float(agree)}
+        z, u = module.infer(x)
         labels = u.argmax(1)
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
+        art.save_npy(ctx.out, art.CENTERS, module.centers.detach().cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.MEMBERSHIP, u.cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
-        sizes = torch.bincount(labels, minlength=ctx.data.n_clusters)
-        return {"inertia": km.inertia_, "min_cluster": float(sizes.min())}
+        sizes = torch.bincount(labels, minlength=k)
+        return {**metrics, "min_cluster": float(sizes.min())}
 
     def _select(self, u: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.cfg.selection
@@ -174,8 +189,13 @@ class SelfCC(Method):
         shape = (ctx.data.n_clusters, self.cfg.pretrain.embedding_dim)
         if tuple(centers.shape) != shape:  # pitfall 4: centres are rows
             raise StageError(f"centres have shape {tuple(centers.shape)}, expected (K, d) {shape}")
-        encoder = self._autoencoder(ctx, load=True).encoder
-        return ClusteringModule(encoder, centers.to(ctx.device), self.cfg.cluster.m)
+        module = ClusteringModule(
+            self._autoencoder(ctx, load=True).encoder, centers.to(ctx.device), self.cfg.cluster.m
+        )
+        if fine_count(ctx.data.n_clusters, self.cfg.cluster.over, ctx.data.n) > shape[0]:
+            # cluster-init fitted the encoder to the merged labels: start from that module
+            load_into(module, ctx.inputs["cluster-init"] / art.MODEL, "fitted clustering module")
+        return module
 
     def _outer_step(
         self, ctx: StageContext, module: ClusteringModule, pick: Pick, gen: torch.Generator

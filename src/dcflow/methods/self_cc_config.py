@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.train.autoencoder import AEPretrainConfig, AugmentConfig
 
 
 class RTDSConfig(StrictModel):
@@ -38,14 +39,22 @@ class RTDSConfig(StrictModel):
     faithful: bool = Field(default=False, description="released unlabelled loss (pitfall 2)")
 
 
-class PretrainConfig(StrictModel):
-    """Autoencoder with the feature extractor's architecture (USPS FE: D-500-500-1000-10)."""
+class PretrainConfig(AEPretrainConfig):
+    """Autoencoder with the feature extractor's architecture (USPS FE: D-500-500-1000-10).
+
+    Upstream ships the FE without its training code; the default is a clean reconstruction with
+    Adam (spec 4.6). ``augment: true`` with ``optimizer: sgd``, ``lr: 1.0`` is ASPC-DA's recipe
+    (augmented targets), which the ``usps`` preset uses with the warp in ``views``.
+    """
 
     hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 1000], min_length=1)
-    embedding_dim: int = Field(default=10, ge=1)
     epochs: int = Field(default=50, ge=1)
-    batch_size: int = Field(default=256, ge=1)
+    optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = Field(default=1e-3, gt=0.0)
+    augment: bool = Field(default=False, description="reconstruct augmented images (ASPC-DA)")
+    views: AugmentConfig = Field(
+        default_factory=AugmentConfig, description="the warp of the reconstruction when augment"
+    )
 
 
 class ClusterConfig(StrictModel):
@@ -54,6 +63,16 @@ class ClusterConfig(StrictModel):
     m: float = Field(default=1.1, gt=1.0)
     n_init: int = Field(default=20, ge=1)
     max_iter: int = Field(default=300, ge=1)
+    over: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="dcflow option: k-means with round(over * K) clusters merged into K on the "
+        "kNN graph (dcflow.clustering.merge); centres = the merged groups' means, and the module "
+        "is fitted to the merged labels for fit_epochs; 1 = k-means with K (spec 4.6)",
+    )
+    fit_epochs: int = Field(
+        default=10, ge=0, description="module epochs on the merged labels (over > 1; update.*)"
+    )
 
 
 class SelectionConfig(StrictModel):
@@ -67,16 +86,10 @@ class SelectionConfig(StrictModel):
     agreement_stop: float = Field(default=0.998, gt=0.0, le=1.0)
 
 
-class ViewsConfig(StrictModel):
+class ViewsConfig(AugmentConfig):
     """A augmented views per selected sample: random rotation and shift on the device."""
 
     count: int = Field(default=20, ge=1)
-    rotation: float = Field(default=10.0, ge=0.0, le=180.0)
-    shift: float = Field(default=0.1, ge=0.0, lt=0.5)
-    interpolation: Literal["bilinear", "nearest"] = "bilinear"
-    stroke: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="stroke-width jitter (dcflow option; 0 = paper)"
-    )
 
 
 class UpdateConfig(StrictModel):
