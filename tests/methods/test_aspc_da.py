@@ -179,6 +179,27 @@ def test_overclustered_centres_are_merged_into_k_labels(tmp_path: Path) -> None:
     assert run.metrics["refine"]["clusters_used"] <= 20
 
 
+def test_refined_fine_clusters_merge_on_the_cluster_init_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dcflow.methods.aspc_da as mod
+
+    graphs: list[torch.Tensor] = []
+    real = mod.merge_labels
+
+    def spy(z: torch.Tensor, fine: torch.Tensor, k: int) -> torch.Tensor:
+        graphs.append(z.clone())
+        return real(z, fine, k)
+
+    monkeypatch.setattr(mod, "merge_labels", spy)
+    run = run_chain(tmp_path, ["kmeans.over=2"])
+    z_init = torch.from_numpy(art.load_npy(run.dirs["cluster-init"], art.EMBEDDINGS))
+    z_refined = torch.from_numpy(art.load_npy(run.dirs["refine"], art.EMBEDDINGS))
+    assert len(graphs) == 2 and not torch.equal(z_init, z_refined)
+    # both merges (cluster-init, end of refine) use the cluster-init codes, not the refined ones
+    assert all(torch.equal(g, z_init) for g in graphs)
+
+
 def test_clusters_used_counts_nonempty_centres() -> None:
     from dcflow.clustering import nonempty_clusters
 

@@ -258,7 +258,11 @@ class ASPCDA(Method):
         z, losses, labels = self._relabel(model, x, mu)
         used = nonempty_clusters(labels, k_fine)
         if k_fine > ctx.data.n_clusters:
-            labels = merge_labels(z, labels, ctx.data.n_clusters)
+            # merge on the cluster-init codes' kNN graph: the refine pulls every fine cluster onto
+            # its frozen centre, so on the refined codes few kNN edges cross between fragments of
+            # one class (USPS seed 0: 0.854 merged on the refined graph, 0.963 on the init one)
+            z_init = torch.from_numpy(art.load_npy(init, art.EMBEDDINGS)).to(ctx.device)
+            labels = merge_labels(z_init, labels, ctx.data.n_clusters)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
         if used < k_fine:
             emit(
