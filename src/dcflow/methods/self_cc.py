@@ -4,12 +4,19 @@ H. Wang et al., "Self-Correcting Clustering", IEEE TKDE 37(3):1439-1454, 2025. T
 not available; this follows ``shared/methods/self-cc.md``, a re-reading of the released code.
 
 Stages:
-    pretrain: MLP autoencoder (the feature extractor's architecture) reconstructing clean images
-        with Adam; upstream ships these weights but not the code that made them (spec 4.6). Self-CC
-        owns its weights cache rather than borrowing ASPC-DA's (``weights_owner``): ASPC-DA
-        pretrains on augmented targets with SGD lr 1.0, a different recipe and config section.
+    pretrain: MLP autoencoder with the feature extractor's architecture; upstream ships these
+        weights but not the code that made them (spec 4.6). Default: clean reconstruction with
+        Adam. ``pretrain.augment`` (with SGD lr 1.0 in the ``usps`` preset) is ASPC-DA's recipe,
+        reconstructing warped images (:mod:`dcflow.train.autoencoder`, shared with ASPC-DA).
+        Self-CC owns its weights cache rather than borrowing ASPC-DA's (``weights_owner``): its
+        config section and architecture differ.
     cluster-init: k-means (``n_init`` restarts) on the codes gives the centres ``C`` ``[K, d]``;
-        fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``.
+        fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``. With
+        ``cluster.over > 1`` (a dcflow option) k-means finds ``round(over * K)`` clusters that
+        are merged into K on the codes' kNN graph (:mod:`dcflow.clustering.merge`); ``C`` starts
+        at the merged groups' means and the module update (4.5) is fitted to the merged labels,
+        so that ``argmax U`` carries the merge (the merged groups are not convex: nearest-centre
+        labels alone lose part of it); the fitted module is ``model.pt``, and refine starts there.
     confident-sample-selection: the outer loop's first selection (eta_0, 4.3).
     refine: the outer loop (4.2): for eta_t = eta_0 + t * step, select the top-eta members per
         cluster, run RTDS (:mod:`dcflow.methods.self_cc_rtds`) for the target ``Q``, retrain the
