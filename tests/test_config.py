@@ -222,3 +222,24 @@ def test_load_yaml_errors(tmp_path: Path) -> None:
 def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="aspc-da"):
         get_method("no-such-method")
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_preset_validates(preset: Path) -> None:
+    name = preset.parent.name
+    method = get_method(name)
+    run = build_run_config(
+        name, method.Config, {"name": "digits"}, config_file=str(preset), use_preset=False
+    )
+    method(run)  # validates params against the method's pydantic model (extra="forbid")
+
+
+def test_a_preset_typo_is_caught(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rtds:\n  arch: resnet19\n")
+    method = get_method("self-cc")
+    with pytest.raises(ConfigError, match="resnet19"):
+        method(build_run_config("self-cc", method.Config, {"name": "digits"}, str(bad)))

@@ -427,6 +427,52 @@ def test_augmented_pretrain_recipe_changes_the_weights(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
 
 
+CONTRASTIVE = [
+    "pretrain.fe=simclr",
+    "pretrain.model.backbone=resnet18",
+    "pretrain.model.width=4",
+    "pretrain.model.proj_dim=16",
+    "pretrain.simclr.epochs=2",
+    "pretrain.simclr.batch_size=128",
+    "pretrain.simclr.optimizer=adam",
+    "pretrain.simclr.lr=0.001",
+    "pretrain.simclr.view={crop_scale: 0.5, flip: false}",
+    "cluster.m=1.04",
+    "rtds.arch=resnet18",
+    "rtds.width=4",
+    "rtds.classifier1=[8]",
+    "rtds.classifier2=[]",
+]
+
+
+def test_contrastive_fe_and_resnet_classifiers_run_the_chain(tmp_path: Path) -> None:
+    run = run_chain(tmp_path, CONTRASTIVE)
+    weights = torch.load(run.dirs["pretrain"] / art.WEIGHTS, weights_only=True)
+    assert any(k.startswith("backbone.stages") for k in weights)  # the SimCLR network
+    assert run.metrics["pretrain"]["simclr_loss_last"] > 0
+    d = run.dirs["cluster-init"]
+    z = art.load_npy(d, art.EMBEDDINGS)
+    assert z.shape == (300, 32) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    assert art.load_npy(d, art.CENTERS).shape == (10, 32)
+    u = art.load_npy(run.dirs["refine"], art.MEMBERSHIP)
+    assert np.isfinite(u).all() and np.allclose(u.sum(1), 1.0, atol=1e-5)
+    assert run.metrics["refine"]["n_outer"] == 2
+    again = run_chain(tmp_path / "again", CONTRASTIVE)
+    assert np.array_equal(
+        art.load_npy(run.dirs["refine"], art.LABELS), art.load_npy(again.dirs["refine"], art.LABELS)
+    )
+
+
+def test_resnet_classifier_needs_the_image_shape() -> None:
+    cfg = RTDSConfig(arch="resnet18", width=4, classifier1=[8], classifier2=[])
+    views = torch.randint(0, 255, (12, 2, 64), dtype=torch.uint8)
+    labels = torch.arange(12) % 3
+    with pytest.raises(ValueError, match="needs the image shape"):
+        run_rtds(views, labels, torch.rand(20, 64), 3, cfg, torch.Generator())
+    res = run_rtds(views, labels, torch.rand(20, 64), 3, cfg, torch.Generator(), 0, (1, 8, 8))
+    assert res.target.shape == (20, 3) and torch.allclose(res.target.sum(1), torch.full((20,), 2.0))
+
+
 # ---------------------------------------------------------------- the real local pipeline
 
 

@@ -60,12 +60,14 @@ from dcflow.methods.self_cc_config import SelfCCConfig
 from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
 from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
 from dcflow.models import AutoEncoder
-from dcflow.models.self_cc import ClusteringModule
+from dcflow.models.cluster import ClusterModel, build_model, channel_stats
+from dcflow.models.self_cc import ClusteringModule, ContrastiveFE, embed
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method
 from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
 from dcflow.train.autoencoder import pretrain_autoencoder
+from dcflow.train.simclr import simclr_train
 from dcflow.transforms import RandomAffine
 
 
@@ -89,10 +91,34 @@ class SelfCC(Method):
             load_into(model, ctx.weights, "autoencoder")
         return model.to(ctx.device)
 
+    def _simclr_model(self, ctx: StageContext, load: bool) -> ClusterModel:
+        p, images = self.cfg.pretrain, ctx.images()
+        mean, std = channel_stats(images) if not load else (None, None)
+        model = build_model(p.model, ctx.data.image_shape, ctx.data.n_clusters, 0, mean, std)
+        if load:
+            load_into(model, ctx.weights, "SimCLR network")
+        return model.to(ctx.device)
+
+    def _encoder(self, ctx: StageContext) -> torch.nn.Module:
+        """The pretrained FE: the autoencoder's encoder or the L2-normalised SimCLR backbone."""
+        if self.cfg.pretrain.fe == "simclr":
+            return ContrastiveFE(self._simclr_model(ctx, load=True), ctx.data.image_shape)
+        return self._autoencoder(ctx, load=True).encoder
+
     def pretrain(self, ctx: StageContext) -> dict[str, float]:
-        """Train the FE as an autoencoder: the fallback for the unreleased FE training (4.6)."""
+        """Train the FE: the fallback for the unreleased FE training (4.6).
+
+        ``pretrain.fe = autoencoder`` reconstructs images (clean by default, warped with
+        ``pretrain.augment``); ``simclr`` trains a contrastive backbone (SCAN's SimCLR loop).
+        """
         cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
+        if cfg.fe == "simclr":
+            simclr = self._simclr_model(ctx, load=False)
+            metrics = simclr_train(simclr, ctx.images(), cfg.simclr, ctx.generator(1), ctx.curves)
+            with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
+                torch.save(simclr.state_dict(), tmp)
+            return metrics
         model = self._autoencoder(ctx, load=False)
         first, last = pretrain_autoencoder(
             model,
@@ -116,8 +142,8 @@ class SelfCC(Method):
         written as ``model.pt`` and refine starts from it.
         """
         c, x, k = self.cfg.cluster, self._flat(ctx), ctx.data.n_clusters
-        autoencoder = self._autoencoder(ctx, load=True)
-        z, encoder = autoencoder.embed(x), autoencoder.encoder
+        encoder = self._encoder(ctx)
+        z = embed(encoder, x)
         km = KMeans(fine_count(k, c.over, ctx.data.n), c.n_init, c.max_iter, seed=ctx.seed).fit(z)
         metrics = {"inertia": km.inertia_}
         if km.cluster_centers_.shape[0] == k:
@@ -191,14 +217,18 @@ class SelfCC(Method):
             torch.from_numpy(sel["pseudo_labels"]).to(ctx.device),
         )
 
+    def _code_dim(self, encoder: torch.nn.Module) -> int:
+        if isinstance(encoder, ContrastiveFE):
+            return encoder.out_dim
+        return self.cfg.pretrain.embedding_dim
+
     def _module(self, ctx: StageContext) -> ClusteringModule:
         centers = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.CENTERS))
-        shape = (ctx.data.n_clusters, self.cfg.pretrain.embedding_dim)
+        encoder = self._encoder(ctx)
+        shape = (ctx.data.n_clusters, self._code_dim(encoder))
         if tuple(centers.shape) != shape:  # pitfall 4: centres are rows
             raise StageError(f"centres have shape {tuple(centers.shape)}, expected (K, d) {shape}")
-        module = ClusteringModule(
-            self._autoencoder(ctx, load=True).encoder, centers.to(ctx.device), self.cfg.cluster.m
-        )
+        module = ClusteringModule(encoder, centers.to(ctx.device), self.cfg.cluster.m)
         if fine_count(ctx.data.n_clusters, self.cfg.cluster.over, ctx.data.n) > shape[0]:
             # cluster-init fitted the encoder to the merged labels: start from that module
             load_into(module, ctx.inputs["cluster-init"] / art.MODEL, "fitted clustering module")
@@ -215,7 +245,9 @@ class SelfCC(Method):
         images = ctx.images()
         views = make_views(images[pick.indices], v.count, aug, gen)
         seed = ctx.seed * 1000 + pick.t
-        res = run_rtds(views, pick.labels, x, ctx.data.n_clusters, self.cfg.rtds, gen, seed)
+        res = run_rtds(
+            views, pick.labels, x, ctx.data.n_clusters, self.cfg.rtds, gen, seed, images[0].shape
+        )
         return res, update_module(module, x, res.target.argmax(1), self.cfg.update, gen)
 
     def refine(self, ctx: StageContext) -> dict[str, float]:

@@ -10,14 +10,23 @@ from typing import Literal
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.models.cluster import ModelConfig
 from dcflow.train.autoencoder import AEPretrainConfig, AugmentConfig
+from dcflow.train.simclr import SimCLRConfig
 
 
 class RTDSConfig(StrictModel):
     """RTDS hyper-parameters (defaults: the released USPS code)."""
 
-    classifier1: list[int] = Field(default_factory=lambda: [1000, 500, 300], min_length=1)
-    classifier2: list[int] = Field(default_factory=lambda: [300, 500, 1000], min_length=1)
+    arch: Literal["mlp", "resnet18"] = Field(
+        default="mlp",
+        description="mlp: D -> classifier -> K (USPS/MNIST); resnet18: a ResNet-18 on the image "
+        "with an MLP head of hidden widths classifier1/classifier2 (STL/CIFAR: 512 / 128)",
+    )
+    stem: Literal["cifar", "stl"] = "cifar"
+    width: int = Field(default=64, ge=1, description="resnet18: first-stage channels")
+    classifier1: list[int] = Field(default_factory=lambda: [1000, 500, 300])
+    classifier2: list[int] = Field(default_factory=lambda: [300, 500, 1000])
     warmup_epochs: int = Field(default=10, ge=0)
     warmup_batch_size: int = Field(default=1024, ge=1, description="views per warm-up batch")
     cotrain_epochs: int = Field(default=50, ge=0)
@@ -55,6 +64,13 @@ class PretrainConfig(AEPretrainConfig):
     views: AugmentConfig = Field(
         default_factory=AugmentConfig, description="the warp of the reconstruction when augment"
     )
+    fe: Literal["autoencoder", "simclr"] = Field(
+        default="autoencoder",
+        description="autoencoder: the MLP above (USPS/MNIST); simclr: a contrastive backbone "
+        "(pretrain.model, pretrain.simclr) whose L2-normalised features are the codes (STL/CIFAR)",
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="fe: simclr only")
+    simclr: SimCLRConfig = Field(default_factory=SimCLRConfig, description="fe: simclr only")
 
 
 class ClusterConfig(StrictModel):

@@ -21,7 +21,7 @@ from torch import nn
 
 from dcflow.losses.self_cc import mixmatch_loss, mixup_lambda, sharpen, warmup_loss
 from dcflow.methods.self_cc_config import RTDSConfig
-from dcflow.models.self_cc import mlp_classifier
+from dcflow.models.self_cc import image_classifier, mlp_classifier
 from dcflow.selection.self_cc import clean_posterior, divide, transition_sigma
 
 
@@ -57,6 +57,17 @@ def _proba(net: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
     out = [torch.softmax(net(_float(x[i : i + chunk])), 1) for i in range(0, x.shape[0], chunk)]
     net.train()
     return torch.cat(out)
+
+
+def _classifier(
+    d: int, hidden: list[int], k: int, cfg: RTDSConfig, image_shape: tuple[int, ...] | None
+) -> nn.Module:
+    """An MLP on the flattened view, or a ResNet-18 + MLP head on the image (``cfg.arch``)."""
+    if cfg.arch == "mlp":
+        return mlp_classifier([d, *hidden, k])
+    if image_shape is None or math.prod(image_shape) != d:
+        raise ValueError(f"rtds.arch=resnet18 needs the image shape of the {d}-d views")
+    return image_classifier(image_shape, hidden, k, cfg.stem, cfg.width)
 
 
 def _float(v: torch.Tensor) -> torch.Tensor:
@@ -187,6 +198,7 @@ def run_rtds(
     cfg: RTDSConfig,
     gen: torch.Generator,
     seed: int = 0,
+    image_shape: tuple[int, ...] | None = None,
 ) -> RTDSResult:
     """Warm-up, GMM division, co-training and the target ``Q`` (spec 4.4, steps 1-6).
 
@@ -198,10 +210,11 @@ def run_rtds(
         cfg: RTDS settings.
         gen: CPU generator for shuffles and mixing.
         seed: random state of the GMM fits.
+        image_shape: ``(C, H, W)`` of a view, needed by ``cfg.arch = resnet18``.
     """
-    d = views.shape[2]
     nets = [
-        mlp_classifier([d, *dims, k]).to(x.device) for dims in (cfg.classifier1, cfg.classifier2)
+        _classifier(views.shape[2], dims, k, cfg, image_shape).to(x.device)
+        for dims in (cfg.classifier1, cfg.classifier2)
     ]
     opts = [_optimizer(n, cfg) for n in nets]  # the same instance serves warm-up and co-training
     metrics: dict[str, float] = {}

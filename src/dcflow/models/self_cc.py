@@ -6,9 +6,12 @@ Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dcflow.losses.self_cc import log_membership
+from dcflow.models.cluster import ClusterModel
+from dcflow.models.resnet import ResNet18
 
 
 def mlp_classifier(dims: list[int]) -> nn.Sequential:
@@ -19,6 +22,48 @@ def mlp_classifier(dims: list[int]) -> nn.Sequential:
         if i < len(dims) - 2:
             layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def image_classifier(
+    image_shape: tuple[int, ...], hidden: list[int], k: int, stem: str, width: int
+) -> nn.Sequential:
+    """ResNet-18 on flattened images ``[B, C*H*W]`` with an MLP head (STL/CIFAR RTDS nets)."""
+    backbone = ResNet18(image_shape[0], "stl" if stem == "stl" else "cifar", width)
+    return nn.Sequential(
+        nn.Unflatten(1, tuple(image_shape)),
+        backbone,
+        mlp_classifier([backbone.out_dim, *hidden, k]),
+    )
+
+
+class ContrastiveFE(nn.Module):
+    """Flattened images -> L2-normalised backbone features (the STL/CIFAR FE of spec 4.1).
+
+    Args:
+        model: a SimCLR-pretrained :class:`~dcflow.models.cluster.ClusterModel` (its input
+            normalisation travels with it).
+        image_shape: ``(C, H, W)``.
+    """
+
+    def __init__(self, model: ClusterModel, image_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.image_shape = tuple(image_shape)
+        self.out_dim = model.feat_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, d]`` unit-norm features of ``x`` ``[B, C*H*W]``."""
+        return F.normalize(self.model.features(x.view(-1, *self.image_shape)), dim=1)
+
+
+@torch.no_grad()
+def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Codes ``[N, d]`` of ``x`` ``[N, D]``, batched, in eval mode."""
+    was = encoder.training
+    encoder.eval()
+    z = torch.cat([encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    encoder.train(was)
+    return z
 
 
 class ClusteringModule(nn.Module):
@@ -45,8 +90,5 @@ class ClusteringModule(nn.Module):
     @torch.no_grad()
     def infer(self, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes ``[N, d]`` and memberships ``[N, K]`` of ``x`` ``[N, D]`` in eval mode."""
-        was = self.training
-        self.eval()
-        z = torch.cat([self.encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-        self.train(was)
+        z = embed(self.encoder, x, batch_size)
         return z, log_membership(z, self.centers, self.m).exp()
