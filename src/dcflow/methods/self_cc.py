@@ -8,8 +8,10 @@ Stages:
         weights but not the code that made them (spec 4.6). Default: clean reconstruction with
         Adam. ``pretrain.augment`` (with SGD lr 1.0 in the ``usps`` preset) is ASPC-DA's recipe,
         reconstructing warped images (:mod:`dcflow.train.autoencoder`, shared with ASPC-DA).
-        Self-CC owns its weights cache rather than borrowing ASPC-DA's (``weights_owner``): its
-        config section and architecture differ.
+        ``pretrain.fe: simclr`` (the CIFAR-10/STL-10 presets) trains SCAN's SimCLR instead; the
+        L2-normalised backbone features are the codes (spec 4.1) and ``rtds.arch: resnet18``
+        gives the classifiers a ResNet-18. Self-CC owns its weights cache rather than borrowing
+        ASPC-DA's or SCAN's (``weights_owner``): its config section and architecture differ.
     cluster-init: k-means (``n_init`` restarts) on the codes gives the centres ``C`` ``[K, d]``;
         fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``. With
         ``cluster.over > 1`` (a dcflow option) k-means finds ``round(over * K)`` clusters that
