@@ -62,8 +62,9 @@ from dcflow.methods.self_cc_config import SelfCCConfig
 from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
 from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
 from dcflow.models import AutoEncoder
+from dcflow.models.autoencoder import embed
 from dcflow.models.cluster import ClusterModel, build_model, channel_stats
-from dcflow.models.self_cc import ClusteringModule, ContrastiveFE, embed
+from dcflow.models.self_cc import ClusteringModule, ContrastiveFE
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.registry import register_method

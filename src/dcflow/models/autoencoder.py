@@ -23,6 +23,16 @@ def _mlp(dims: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    """Codes ``[N, d]`` of ``x`` ``[N, D]`` by ``encoder``, batched, in eval mode."""
+    was = encoder.training
+    encoder.eval()
+    z = torch.cat([encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    encoder.train(was)
+    return z
+
+
 class AutoEncoder(nn.Module):
     """MLP autoencoder on flattened images.
 
@@ -42,13 +52,6 @@ class AutoEncoder(nn.Module):
         """Reconstruct ``x`` ``[B, D]`` -> ``[B, D]``."""
         return self.decoder(self.encoder(x))
 
-    @torch.no_grad()
     def embed(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
         """Codes ``[N, d]`` of ``x`` ``[N, D]``, batched, in eval mode."""
-        was = self.training
-        self.eval()
-        out = torch.cat(
-            [self.encoder(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-        )
-        self.train(was)
-        return out
+        return embed(self.encoder, x, batch_size)

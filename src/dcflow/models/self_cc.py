@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcflow.losses.self_cc import log_membership
+from dcflow.models.autoencoder import embed
 from dcflow.models.cluster import ClusterModel
 from dcflow.models.resnet import ResNet18
 
@@ -54,16 +55,6 @@ class ContrastiveFE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, d]`` unit-norm features of ``x`` ``[B, C*H*W]``."""
         return F.normalize(self.model.features(x.view(-1, *self.image_shape)), dim=1)
-
-
-@torch.no_grad()
-def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """Codes ``[N, d]`` of ``x`` ``[N, D]``, batched, in eval mode."""
-    was = encoder.training
-    encoder.eval()
-    z = torch.cat([encoder(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    encoder.train(was)
-    return z
 
 
 class ClusteringModule(nn.Module):
