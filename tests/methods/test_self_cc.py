@@ -207,6 +207,22 @@ def test_gmm_division_on_constructed_losses() -> None:
     assert torch.equal(clean_posterior(torch.ones(4, 2)), torch.ones(4, 2))  # no spread
 
 
+def test_gmm_populous_rule_picks_the_larger_component() -> None:
+    gen = torch.Generator().manual_seed(0)
+    # 80 % of the views sit at a HIGH loss: the USPS rule calls the 20 % low-loss ones clean,
+    # the STL/CIFAR rule the populous 80 %
+    many = 0.9 + 0.02 * torch.randn(80, generator=gen)
+    few = 0.1 + 0.02 * torch.randn(20, generator=gen)
+    losses = torch.cat([many, few])[:, None].expand(100, 5)
+    low_mean = divide(clean_posterior(losses), "vote")[0]
+    populous = divide(clean_posterior(losses, 1e-4, rule="populous", fits=10), "mean", 0.2)[0]
+    assert torch.equal(low_mean, torch.arange(100) >= 80)
+    assert torch.equal(populous, torch.arange(100) < 80)
+    # deterministic under the seed
+    again = clean_posterior(losses, 1e-4, rule="populous", fits=10)
+    assert torch.equal(again, clean_posterior(losses, 1e-4, rule="populous", fits=10))
+
+
 def test_transition_sigma_fires_only_on_symmetric_noise() -> None:
     k = 10
     sym = torch.full((k, k), 0.2 / (k - 1)) + 0.8 * torch.eye(k) - 0.2 / (k - 1) * torch.eye(k)

@@ -42,6 +42,12 @@ class RTDSConfig(StrictModel):
     sigma: float = Field(default=0.0, ge=0.0, description="unlabelled weight when constant")
     anchor_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
     gmm_tol: float = Field(default=1e-3, gt=0.0)
+    gmm_rule: Literal["low_mean", "populous"] = Field(
+        default="low_mean",
+        description="clean component: low_mean (USPS/MNIST) or the larger one of the most "
+        "imbalanced of gmm_fits fits (STL/CIFAR)",
+    )
+    gmm_fits: int = Field(default=1, ge=1, description="fits under populous (STL/CIFAR: 10)")
     reg_covar: float = Field(default=5e-4, gt=0.0)
     division: Literal["vote", "mean"] = "vote"
     division_threshold: float = Field(default=0.5, ge=0.0, le=1.0)

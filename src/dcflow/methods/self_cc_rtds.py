@@ -221,7 +221,14 @@ def run_rtds(
     divisions = []
     for i, (net, opt) in enumerate(zip(nets, opts, strict=True), start=1):
         metrics[f"warmup_loss_h{i}"] = _warmup(net, opt, views, labels, cfg, gen)
-        post = clean_posterior(view_losses(net, views, labels), cfg.gmm_tol, cfg.reg_covar, seed)
+        post = clean_posterior(
+            view_losses(net, views, labels),
+            cfg.gmm_tol,
+            cfg.reg_covar,
+            seed,
+            cfg.gmm_rule,
+            cfg.gmm_fits,
+        )
         divisions.append(divide(post, cfg.division, cfg.division_threshold))
         metrics[f"labelled_fraction_h{i}"] = float(divisions[-1][0].float().mean())
     sigma = estimate_sigma(nets, views, labels, k, cfg)

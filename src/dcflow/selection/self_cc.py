@@ -88,18 +88,27 @@ def per_column_topk(
 
 
 def clean_posterior(
-    losses: torch.Tensor, tol: float = 1e-3, reg_covar: float = 5e-4, seed: int = 0
+    losses: torch.Tensor,
+    tol: float = 1e-3,
+    reg_covar: float = 5e-4,
+    seed: int = 0,
+    rule: Literal["low_mean", "populous"] = "low_mean",
+    fits: int = 1,
 ) -> torch.Tensor:
-    """Posterior of the low-loss component of a 1-D two-component GMM (spec 4.4.2).
+    """Posterior of the clean component of a 1-D two-component GMM (spec 4.4.2).
 
-    Losses are min-max normalised to [0, 1] first; the clean component is the one with the
-    smaller mean (USPS/MNIST rule). With fewer than two distinct values every sample is clean.
+    Losses are min-max normalised to [0, 1] first. ``low_mean`` (USPS/MNIST): one fit, the clean
+    component has the smaller mean. ``populous`` (STL/CIFAR): ``fits`` k-means-initialised fits
+    (random states ``seed .. seed + fits - 1``), the most imbalanced one is kept and its larger
+    component is the clean one. With fewer than two distinct values every sample is clean.
 
     Args:
         losses: per-view losses, any shape ``[...]``.
         tol: EM tolerance.
         reg_covar: variance floor.
-        seed: random state of the fit.
+        seed: random state of the (first) fit.
+        rule: which component is clean (above).
+        fits: number of fits under ``populous``.
 
     Returns:
         Posteriors ``[...]`` float32 on the device of ``losses``.
@@ -109,9 +118,20 @@ def clean_posterior(
     if flat.size < 2 or span <= 0:
         return torch.ones_like(losses, dtype=torch.float32)
     x = ((flat - flat.min()) / span)[:, None]
-    gmm = GaussianMixture(2, max_iter=1000, tol=tol, reg_covar=reg_covar, random_state=seed)
-    gmm.fit(x)
-    clean = int(np.argmin(gmm.means_[:, 0]))
+    if rule == "low_mean":
+        gmm = GaussianMixture(2, max_iter=1000, tol=tol, reg_covar=reg_covar, random_state=seed)
+        gmm.fit(x)
+        clean = int(np.argmin(gmm.means_[:, 0]))
+    else:
+        candidates = [
+            GaussianMixture(
+                2, max_iter=1000, tol=tol, reg_covar=reg_covar, init_params="kmeans",
+                random_state=seed + i,
+            ).fit(x)
+            for i in range(max(1, fits))
+        ]  # fmt: skip
+        gmm = max(candidates, key=lambda g: float(abs(g.weights_[0] - g.weights_[1])))
+        clean = int(np.argmax(gmm.weights_))
     post = gmm.predict_proba(x)[:, clean]
     return torch.from_numpy(post).float().reshape(losses.shape).to(losses.device)
 
