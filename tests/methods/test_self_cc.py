@@ -429,6 +429,16 @@ def test_overclustered_start_carries_the_merge_into_refine(tmp_path: Path) -> No
     assert run.metrics["refine"]["n_outer"] == 2
 
 
+def test_an_empty_merged_cluster_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dcflow.methods.self_cc as mod
+
+    monkeypatch.setattr(mod, "merge_labels", lambda z, fine, k: torch.zeros_like(fine))
+    with pytest.raises(StageError, match="left a cluster empty; lower cluster.over"):
+        run_chain(tmp_path, ["cluster.over=3"])
+
+
 def test_augmented_pretrain_recipe_changes_the_weights(tmp_path: Path) -> None:
     data = without_labels(load_dataset(_config().dataset))
     weights = {}

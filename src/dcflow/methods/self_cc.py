@@ -153,6 +153,8 @@ class SelfCC(Method):
             module = ClusteringModule(encoder, km.cluster_centers_, c.m)
         else:
             merged = merge_labels(z, km.labels_, k)
+            if int(torch.bincount(merged, minlength=k).min()) == 0:
+                raise StageError("the merged start left a cluster empty; lower cluster.over")
             centres = torch.stack([z[merged == j].mean(0) for j in range(k)])
             module = ClusteringModule(encoder, centres, c.m)
             fit = self.cfg.update.model_copy(update={"epochs": c.fit_epochs})
