@@ -22,7 +22,7 @@ Stages:
         centres; their fine clusters are merged into K on the kNN graph of the cluster-init codes,
         at cluster-init and again after refine. The second merge also uses the cluster-init graph:
         refine pulls each fine cluster onto its centre, so on the refined codes few kNN edges join
-        two fragments of one class (USPS seed 0: 0.854 merged on the refined graph, 0.963 on the
+        two fragments of one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the
         cluster-init one).
 
 Upstream defects handled (spec section 7): the stop rule runs without ground-truth labels (upstream
@@ -266,7 +266,7 @@ class ASPCDA(Method):
         if k_fine > ctx.data.n_clusters:
             # merge on the cluster-init codes' kNN graph: the refine pulls every fine cluster onto
             # its frozen centre, so on the refined codes few kNN edges cross between fragments of
-            # one class (USPS seed 0: 0.854 merged on the refined graph, 0.963 on the init one)
+            # one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the init one)
             z_init = torch.from_numpy(art.load_npy(init, art.EMBEDDINGS)).to(ctx.device)
             labels = merge_labels(z_init, labels, ctx.data.n_clusters)
         self._save_refine(ctx, model, z, labels, v, lam, t, history)
