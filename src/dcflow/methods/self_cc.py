@@ -116,24 +116,24 @@ class SelfCC(Method):
         """
         cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
+        model: torch.nn.Module
         if cfg.fe == "simclr":
-            simclr = self._simclr_model(ctx, load=False)
-            metrics = simclr_train(simclr, ctx.images(), cfg.simclr, ctx.generator(1), ctx.curves)
-            with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
-                torch.save(simclr.state_dict(), tmp)
-            return metrics
-        model = self._autoencoder(ctx, load=False)
-        first, last = pretrain_autoencoder(
-            model,
-            self._flat(ctx),
-            cfg,
-            cfg.views.flat_augment(ctx.data.image_shape),
-            ctx.generator(1),
-            lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
-        )
+            model = self._simclr_model(ctx, load=False)
+            metrics = simclr_train(model, ctx.images(), cfg.simclr, ctx.generator(1), ctx.curves)
+        else:
+            model = self._autoencoder(ctx, load=False)
+            first, last = pretrain_autoencoder(
+                model,
+                self._flat(ctx),
+                cfg,
+                cfg.views.flat_augment(ctx.data.image_shape),
+                ctx.generator(1),
+                lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
+            )
+            metrics = {"loss_first": first, "loss_last": last}
         with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
             torch.save(model.state_dict(), tmp)
-        return {"loss_first": first, "loss_last": last}
+        return metrics
 
     def cluster_init(self, ctx: StageContext) -> dict[str, float]:
         """Centres ``C`` ``[K, d]`` on the codes; memberships ``U`` (4.1) and ``argmax U``.
@@ -149,6 +149,7 @@ class SelfCC(Method):
         z = embed(encoder, x)
         km = KMeans(fine_count(k, c.over, ctx.data.n), c.n_init, c.max_iter, seed=ctx.seed).fit(z)
         metrics = {"inertia": km.inertia_}
+        merged: torch.Tensor | None = None
         if km.cluster_centers_.shape[0] == k:
             module = ClusteringModule(encoder, km.cluster_centers_, c.m)
         else:
@@ -162,11 +163,11 @@ class SelfCC(Method):
             art.save_npy(ctx.out, art.FINE_LABELS, km.labels_.cpu().numpy().astype(np.int64))
             with art.atomic_path(ctx.out / art.MODEL) as tmp:
                 torch.save(module.state_dict(), tmp)
-            agree = (module.infer(x)[1].argmax(1) == merged).float().mean()
             metrics |= {"fit_loss": losses[-1] if losses else float("nan")}
-            metrics |= {"fit_agreement": float(agree)}
         z, u = module.infer(x)
         labels = u.argmax(1)
+        if merged is not None:
+            metrics |= {"fit_agreement": float((labels == merged).float().mean())}
         art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.CENTERS, module.centers.detach().cpu().numpy().astype(np.float32))
         art.save_npy(ctx.out, art.MEMBERSHIP, u.cpu().numpy().astype(np.float32))
