@@ -5,6 +5,8 @@ Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,10 +28,14 @@ def mlp_classifier(dims: list[int]) -> nn.Sequential:
 
 
 def image_classifier(
-    image_shape: tuple[int, ...], hidden: list[int], k: int, stem: str, width: int
+    image_shape: tuple[int, ...],
+    hidden: list[int],
+    k: int,
+    stem: Literal["cifar", "stl"],
+    width: int,
 ) -> nn.Sequential:
     """ResNet-18 on flattened images ``[B, C*H*W]`` with an MLP head (STL/CIFAR RTDS nets)."""
-    backbone = ResNet18(image_shape[0], "stl" if stem == "stl" else "cifar", width)
+    backbone = ResNet18(image_shape[0], stem, width)
     return nn.Sequential(
         nn.Unflatten(1, tuple(image_shape)),
         backbone,

@@ -125,11 +125,10 @@ def clean_posterior(
     else:
         candidates = [
             GaussianMixture(
-                2, max_iter=1000, tol=tol, reg_covar=reg_covar, init_params="kmeans",
-                random_state=seed + i,
-            ).fit(x)
+                2, max_iter=1000, tol=tol, reg_covar=reg_covar, random_state=seed + i
+            ).fit(x)  # sklearn's default init_params is "kmeans"
             for i in range(max(1, fits))
-        ]  # fmt: skip
+        ]
         gmm = max(candidates, key=lambda g: float(abs(g.weights_[0] - g.weights_[1])))
         clean = int(np.argmax(gmm.weights_))
     post = gmm.predict_proba(x)[:, clean]
