@@ -1,14 +1,33 @@
 #!/usr/bin/env bash
 # dcflow end to end on a laptop: kind + Kubeflow Pipelines standalone + docker compose (MinIO,
 # Postgres, MLflow) + the dcflow image + the Helm chart; compiles and submits ASPC-DA on digits
-# with --gpus 0, waits, and asserts: the run succeeded, MLflow holds the parent run with
-# acc/nmi/ari, and the artifacts are in MinIO. Prints "E2E OK" at the end.
+# with --gpus 0, waits, and asserts: the chart's hook Job merged the pipeline root into KFP's
+# kfp-launcher ConfigMap, the run succeeded, MLflow holds the parent run with acc/nmi/ari, and the
+# artifacts are in MinIO. Prints "E2E OK" at the end.
 #
 # Needs: docker (with a running engine), kind, kubectl, helm, and a checkout with its venv
 # (python3 -m venv .venv && .venv/bin/pip install -e ".[test]"). About 15-25 minutes.
 #   bash e2e/run.sh            # KEEP=1 keeps the cluster and compose stack afterwards
 set -euo pipefail
-cd "$(dirname "$0")/.."
+
+log() { printf '\n[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# wait_for_url URL SECONDS WHAT: poll URL (curl -f) every $WAIT_INTERVAL seconds (default 2) until
+# it answers; after SECONDS without an answer, one line on stderr and a non-zero status.
+wait_for_url() {
+  local url=$1 timeout=$2 what=$3 start=$SECONDS
+  until curl -fsS --max-time 5 "$url" >/dev/null 2>&1; do
+    if ((SECONDS - start > timeout)); then  # whole seconds: > waits at least the timeout
+      echo "e2e: $what did not answer at $url within ${timeout}s" >&2
+      return 1
+    fi
+    sleep "${WAIT_INTERVAL:-2}"
+  done
+}
+
+# sourced (tests/deploy/test_e2e_wait.py): define the functions above and run nothing
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then return 0; fi
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 KFP_VERSION="${KFP_VERSION:-2.5.0}"      # pinned Kubeflow Pipelines standalone release
 CLUSTER="${CLUSTER:-dcflow-e2e}"
@@ -20,8 +39,6 @@ ENV_FILE="$(mktemp -d)/dcflow-e2e.env"
 COMPOSE=(docker compose -p dcflow-e2e -f docker/compose.yaml -f e2e/compose.kind.yaml
          --env-file "$ENV_FILE")
 FORWARD_PID=""
-
-log() { printf '\n[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 cleanup() {
   local rc=$?
@@ -36,7 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in docker kind kubectl helm; do
+for tool in docker kind kubectl helm curl; do
   command -v "$tool" >/dev/null || { echo "e2e: $tool is not installed" >&2; exit 2; }
 done
 docker info >/dev/null 2>&1 || { echo "e2e: the docker engine is not running" >&2; exit 2; }
@@ -60,7 +77,7 @@ kubectl wait --for condition=established --timeout=120s crd/applications.app.k8s
 kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=$KFP_VERSION"
 
 log "image $IMAGE (CPU variant)"
-docker build -f docker/Dockerfile -t "$IMAGE" .
+docker/build.sh --tag "$IMAGE" >/dev/null
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 log "compose: MinIO, Postgres, MLflow (also on the kind network)"
@@ -82,11 +99,15 @@ helm upgrade --install dcflow charts/dcflow -n "$NAMESPACE" --wait --timeout 15m
   --set mlflow.trackingUri=http://dcflow-mlflow:5000 \
   --set kfpLauncher.enabled=true --set upload.gpus=0 \
   --set upload.kfpHost="http://ml-pipeline.$NAMESPACE.svc.cluster.local:8888"
+# KFP's own kfp-launcher ConfigMap, with the pipeline root merged in by the chart's hook Job
+ROOT_NOW="$(kubectl -n "$NAMESPACE" get configmap kfp-launcher -o jsonpath='{.data.defaultPipelineRoot}')"
+[[ "$ROOT_NOW" == s3://dcflow/runs ]] || {
+  echo "e2e: kfp-launcher defaultPipelineRoot is '$ROOT_NOW', not s3://dcflow/runs" >&2; exit 1; }
 
 log "KFP API on 127.0.0.1:$KFP_PORT"
 kubectl -n "$NAMESPACE" port-forward svc/ml-pipeline "$KFP_PORT:8888" >/dev/null 2>&1 &
 FORWARD_PID=$!
-for _ in $(seq 60); do curl -fsS "http://127.0.0.1:$KFP_PORT/apis/v2beta1/healthz" >/dev/null && break; sleep 2; done
+wait_for_url "http://127.0.0.1:$KFP_PORT/apis/v2beta1/healthz" 120 "the KFP API (port-forward)"
 
 log "compile and submit ASPC-DA on digits (--gpus 0)"
 RUN_NAME="e2e-$(date +%Y%m%d-%H%M%S)"

@@ -3,12 +3,15 @@
 download-weights -> (pretrain | verify-weights) -> cluster-init -> confident-sample-selection ->
 refine -> evaluate. The weights cross the ``dsl.If`` as a (URI, sha256) pair of string parameters
 joined by ``dsl.OneOf`` (kfp.local cannot join artifacts); every other hand-off is an artifact.
-Stage reports travel as a JSON list parameter that each stage extends, so ``evaluate`` can log every
-stage to MLflow whatever branch ran. Per-stage cluster settings (GPU, CPU and memory requests,
-scheduling, Secret/ConfigMap env, retries, caching of download-weights and pretrain, display names)
-come from :mod:`dcflow_pipelines.cluster`. Caching download-weights is safe: a stale "found" answer
-only leads to verify-weights, which fails on missing or changed weights, and a stale "not found"
-leads to the cached pretrain, whose output is the weights it published.
+Stage reports travel as a compact JSON list parameter that each stage extends (seconds and final
+metrics only, so its size does not grow with the number of epochs), so ``evaluate`` can log every
+stage to MLflow whatever branch ran; per-step curves stay in the stages' artifacts (and beside the
+weights for pretrain), where ``evaluate`` reads them. Per-stage cluster settings (GPU, CPU and
+memory requests, scheduling, Secret/ConfigMap env, retries, caching of download-weights and
+pretrain, display names) come from :mod:`dcflow_pipelines.cluster`. Caching download-weights is
+safe: a stale "found" answer only leads to verify-weights, which fails on missing or changed
+weights, and a stale "not found" leads to the cached pretrain, whose output is the weights it
+published.
 """
 
 from dataclasses import replace
@@ -159,6 +162,8 @@ def build(
                 tracking_uri=tracking_uri,
                 experiment=experiment,
                 job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                weights_uri=uri,
+                **selection,
             ),
             "evaluate",
         )

@@ -2,12 +2,15 @@
 
 Each branch is the method's own pipeline (from :func:`build`) nested as a sub-DAG, so branches run
 in parallel on a cluster; the ``report`` stage waits for all of them and builds the report from the
-runs MLflow holds under the comparison id (the same code as ``dcflow report``).
+runs MLflow holds under the comparison id (the same code as ``dcflow report``). ``report`` gets the
+cluster settings of every other light stage (:func:`dcflow_pipelines.cluster.apply`), and the
+pipeline root of the settings is the comparison's.
 """
 
 from typing import Any
 
 from dcflow_components.report import report
+from dcflow_pipelines.cluster import ClusterSettings, apply
 from kfp import dsl
 
 
@@ -38,20 +41,38 @@ def cell_configs(
 
 
 def build_comparison(
-    cells: list[tuple[str, str]], comparison: str, gpus: int | None = None, settings: Any = None
+    cells: list[tuple[str, str]],
+    comparison: str,
+    gpus: int | None = None,
+    settings: ClusterSettings | None = None,
 ) -> Any:
-    """Return the ``@dsl.pipeline`` running every cell in parallel and joining in ``report``."""
+    """Return the ``@dsl.pipeline`` running every cell in parallel and joining in ``report``.
+
+    Args:
+        cells: ``(display name, run config JSON)`` of every cell (see :func:`cell_configs`).
+        comparison: the comparison id (pipeline name, MLflow tag).
+        gpus: GPUs per training stage; overrides ``settings.gpus`` when given.
+        settings: cluster settings of every task (default :class:`ClusterSettings`).
+    """
     import json
+    from dataclasses import replace
 
     from dcflow_pipelines.build import build
 
+    settings = settings or ClusterSettings()
+    if gpus is not None:
+        settings = replace(settings, gpus=gpus)
     pipelines = {}
     for _, config in cells:
         method = json.loads(config)["method"]
         if method not in pipelines:
-            pipelines[method] = build(method, gpus=gpus, settings=settings)
+            pipelines[method] = build(method, settings=settings)
 
-    @dsl.pipeline(name=f"dcflow-compare-{comparison}", description="dcflow method comparison")
+    @dsl.pipeline(
+        name=f"dcflow-compare-{comparison}",
+        description="dcflow method comparison",
+        pipeline_root=settings.pipeline_root or None,
+    )
     def pipeline(
         weights_store: str = "",
         tracking_uri: str = "",
@@ -68,7 +89,7 @@ def build_comparison(
             )
             branches.append(task.set_display_name(name))
         rep = report(tracking_uri=tracking_uri, experiment=experiment, comparison=comparison)
-        rep.set_display_name("report").set_caching_options(False).after(*branches)
+        apply(rep, "report", False, settings).after(*branches)  # never cached: MLflow changes
         return rep.outputs["results"]
 
     return pipeline

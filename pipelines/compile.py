@@ -2,19 +2,29 @@
 
 Usage::
 
-    python pipelines/compile.py --method aspc-da|all --out compiled/ [--image IMAGE] [--gpus N]
-        [--cpu 1 --memory 2Gi --train-cpu 2 --train-memory 4Gi] [--node-selector K=V ...]
-        [--toleration KEY[=VALUE][:EFFECT] ...] [--s3-secret NAME] [--config-map NAME]
-        [--retries N] [--pipeline-root s3://bucket/prefix]
+    python pipelines/compile.py --method aspc-da|all --out compiled/
+        [--image IMAGE] [--cuda-image IMAGE] [--gpus N]
+        [--cpu 1 --memory 2Gi --train-cpu 2 --train-memory 4Gi]
+        [--cpu-limit Q --memory-limit Q --train-cpu-limit Q --train-memory-limit Q]
+        [--timeout SECONDS] [--train-timeout SECONDS]
+        [--node-selector K=V ...] [--toleration KEY[=VALUE][:EFFECT] ...]
+        [--gpu-node-selector K=V ...] [--gpu-toleration KEY[=VALUE][:EFFECT] ...]
+        [--image-pull-secret NAME ...] [--pvc NAME:MOUNT_PATH ...]
+        [--s3-secret NAME] [--config-map NAME] [--mlflow-secret NAME]
+        [--retries N] [--pipeline-root s3://bucket/prefix] [--no-cache]
         [--upload] [--submit] --host URL [--experiment NAME] [--run-name NAME]
         [--namespace NS] [--param K=V ...] [auth options]
+    python pipelines/compile.py --compare M1,M2|all [--datasets ..] [--seeds ..] [same options]
 
 ``--upload`` uploads every compiled pipeline (as ``dcflow-<method>``, or a new version of it);
 ``--submit`` starts a run of the one compiled pipeline.
 
-Every stage runs in the same image (``--image``, default ``$DCFLOW_IMAGE`` or the release tag):
-the one place the tag is set. The compiled pipeline's default ``config`` parameter is the method's
-digits preset, so it runs as is. Per-stage cluster settings: :mod:`dcflow_pipelines.cluster`.
+Stages run in one image, in two builds of one tag (``docker/build.sh``): ``--image`` (default
+``$DCFLOW_IMAGE`` or the release tag) for every stage, and ``--cuda-image`` (default: the
+``--image`` tag with ``-cuda`` appended, what ``docker/build.sh --variant cuda`` tags) for the
+stages that request a GPU, which also get ``DCFLOW_REQUIRE_CUDA=1``. The compiled pipeline's
+default ``config`` parameter is the method's digits preset, so it runs as is. Per-stage cluster
+settings: :mod:`dcflow_pipelines.cluster`.
 """
 
 import argparse
@@ -27,7 +37,12 @@ import yaml
 
 
 def compile_method(
-    method: str, out_dir: Path, image: str, gpus: int | None = None, settings: Any = None
+    method: str,
+    out_dir: Path,
+    image: str,
+    gpus: int | None = None,
+    settings: Any = None,
+    cuda_image: str | None = None,
 ) -> Path:
     """Compile ``method``'s pipeline to ``out_dir/<method>.yaml`` and return the path."""
     from dcflow_pipelines.build import build
@@ -37,7 +52,7 @@ def compile_method(
 
     cfg = build_run_config(method, get_method(method).Config, {"name": "digits"})
     pipeline = build(method, gpus=gpus, default_config=cfg.to_json(), settings=settings)
-    return write_pipeline(pipeline, out_dir / f"{method}.yaml", image)
+    return write_pipeline(pipeline, out_dir / f"{method}.yaml", image, cuda_image)
 
 
 def compile_comparison(args: argparse.Namespace, settings: Any) -> Path:
@@ -52,11 +67,12 @@ def compile_comparison(args: argparse.Namespace, settings: Any) -> Path:
     cid = args.compare_id or plan.default_id()
     cells = cell_configs(plan.methods, plan.datasets, plan.seeds, cid, args.compare_set)
     pipeline = build_comparison(cells, cid, settings=settings)
-    return write_pipeline(pipeline, Path(args.out) / f"compare-{cid}.yaml", args.image)
+    target = Path(args.out) / f"compare-{cid}.yaml"
+    return write_pipeline(pipeline, target, args.image, args.cuda_image)
 
 
-def write_pipeline(pipeline: Any, target: Path, image: str) -> Path:
-    """Compile ``pipeline`` to ``target`` with every executor on ``image``, validated."""
+def write_pipeline(pipeline: Any, target: Path, image: str, cuda_image: str | None = None) -> Path:
+    """Compile ``pipeline`` to ``target`` with its executors on ``image`` / ``cuda_image``."""
     from kfp import compiler
 
     from dcflow.artifacts import atomic_path
@@ -65,16 +81,24 @@ def write_pipeline(pipeline: Any, target: Path, image: str) -> Path:
     with atomic_path(target) as tmp:
         compiler.Compiler().compile(pipeline, str(tmp))
         docs = list(yaml.safe_load_all(tmp.read_text()))
-        set_image(docs[0], image)
+        set_image(docs[0], image, cuda_image)
         validate(docs)
         tmp.write_text(yaml.safe_dump_all(docs, sort_keys=False))
     return target
 
 
-def set_image(spec: dict[str, Any], image: str) -> None:
-    """Point every executor of a compiled pipeline at ``image`` (the one place the tag is set)."""
+def set_image(spec: dict[str, Any], image: str, cuda_image: str | None = None) -> None:
+    """Point every executor at ``image``, and those requesting an accelerator at ``cuda_image``.
+
+    ``cuda_image`` defaults to ``image``'s CUDA build (its tag with ``-cuda``). This is the one
+    place the tags are set.
+    """
+    from dcflow_components._base import cuda_variant
+
     for executor in spec["deploymentSpec"]["executors"].values():
-        executor["container"]["image"] = image
+        container = executor["container"]
+        gpu = bool(container.get("resources", {}).get("accelerator"))
+        container["image"] = (cuda_image or cuda_variant(image)) if gpu else image
 
 
 def validate(docs: dict[str, Any] | list[dict[str, Any]]) -> None:
@@ -96,26 +120,58 @@ def validate(docs: dict[str, Any] | list[dict[str, Any]]) -> None:
             json_format.ParseDict(config, k8s_pb2.KubernetesExecutorConfig())
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """The ``ClusterSettings`` the command line asks for."""
-    from dcflow_pipelines.cluster import ClusterSettings, Toleration
+def _labels(items: list[str], flag: str) -> dict[str, str]:
+    """``["K=V", ...]`` -> ``{K: V}``; ValueError names ``flag``."""
+    labels = dict(item.partition("=")[::2] for item in items)
+    if any(not k or not v for k, v in labels.items()):
+        raise ValueError(f"{flag} wants KEY=VALUE")
+    return labels
 
-    selector = dict(item.partition("=")[::2] for item in args.node_selector)
-    if any(not k or not v for k, v in selector.items()):
-        raise ValueError("--node-selector wants KEY=VALUE")
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The ``ClusterSettings`` the command line asks for (ValueError for a bad value)."""
+    from dcflow_pipelines.cluster import ClusterSettings, PvcMount, Toleration
+
     return ClusterSettings(
         gpus=args.gpus,
         cpu=args.cpu,
         memory=args.memory,
         train_cpu=args.train_cpu,
         train_memory=args.train_memory,
-        node_selector=selector,
+        cpu_limit=args.cpu_limit,
+        memory_limit=args.memory_limit,
+        train_cpu_limit=args.train_cpu_limit,
+        train_memory_limit=args.train_memory_limit,
+        timeout=args.timeout,
+        train_timeout=args.train_timeout,
+        node_selector=_labels(args.node_selector, "--node-selector"),
         tolerations=tuple(Toleration.parse(t) for t in args.toleration),
+        gpu_node_selector=_labels(args.gpu_node_selector, "--gpu-node-selector"),
+        gpu_tolerations=tuple(Toleration.parse(t) for t in args.gpu_toleration),
+        image_pull_secrets=tuple(args.image_pull_secret),
+        pvcs=tuple(PvcMount.parse(p) for p in args.pvc),
         secret=args.s3_secret,
         config_map=args.config_map,
+        mlflow_secret=args.mlflow_secret,
         retries=args.retries,
+        caching=not args.no_cache,
         pipeline_root=args.pipeline_root,
     )
+
+
+# Repeatable options of the cluster settings: flag, metavar, help.
+_REPEATABLE = (
+    ("--node-selector", "K=V", "node label every stage needs"),
+    (
+        "--toleration",
+        "KEY[=VAL][:EFFECT]",
+        "taint every stage tolerates (EFFECT default NoSchedule)",
+    ),
+    ("--gpu-node-selector", "K=V", "node label GPU stages need too, e.g. pool=gpu"),
+    ("--gpu-toleration", "KEY[=VAL][:EFFECT]", "taint GPU stages tolerate, e.g. nvidia.com/gpu"),
+    ("--image-pull-secret", "NAME", "Secret with registry credentials to pull the images"),
+    ("--pvc", "NAME:MOUNT_PATH", "existing PVC mounted into every stage, e.g. data:/data"),
+)
 
 
 def _parser(default_image: str) -> argparse.ArgumentParser:
@@ -125,18 +181,12 @@ def _parser(default_image: str) -> argparse.ArgumentParser:
     p.add_argument("--method", default="all", help="method name or 'all' (default all)")
     p.add_argument("--out", default="compiled", help="output directory (default compiled/)")
     p.add_argument("--image", default=default_image, help=f"image (default {default_image})")
-    g = p.add_argument_group("per-stage cluster settings")
-    g.add_argument("--gpus", type=int, default=1, help="GPUs per training stage (0: none)")
-    g.add_argument("--cpu", default="1", help="CPU request of light stages (default 1)")
-    g.add_argument("--memory", default="2Gi", help="memory request of light stages (2Gi)")
-    g.add_argument("--train-cpu", default="2", help="CPU request of training stages (2)")
-    g.add_argument("--train-memory", default="4Gi", help="memory of training stages (4Gi)")
-    g.add_argument("--node-selector", action="append", default=[], metavar="K=V")
-    g.add_argument("--toleration", action="append", default=[], metavar="KEY[=VAL][:EFFECT]")
-    g.add_argument("--s3-secret", default="dcflow-s3", help="Secret with the S3 keys ('' none)")
-    g.add_argument("--config-map", default="dcflow-config", help="ConfigMap with endpoints")
-    g.add_argument("--retries", type=int, default=2, help="retries per stage, with backoff")
-    g.add_argument("--pipeline-root", default="", help="artifact root, e.g. s3://bucket/runs")
+    p.add_argument(
+        "--cuda-image",
+        help="image of the stages that request a GPU (default: the --image tag + '-cuda', "
+        "as docker/build.sh --variant cuda tags it)",
+    )
+    _cluster_arguments(p)
     c = p.add_argument_group("comparison (one pipeline, a parallel branch per cell)")
     c.add_argument("--compare", metavar="METHODS", help="compile a comparison of these methods")
     c.add_argument("--datasets", default="digits", help="comparison datasets (default digits)")
@@ -145,6 +195,72 @@ def _parser(default_image: str) -> argparse.ArgumentParser:
     c.add_argument("--compare-set", action="append", default=[], metavar="[METHOD:]K=V")
     submit.add_arguments(p)
     return p
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The per-stage cluster settings (:class:`dcflow_pipelines.cluster.ClusterSettings`)."""
+    g = p.add_argument_group(
+        "per-stage cluster settings (training stages: the method's, e.g. pretrain and refine; "
+        "light stages: the others; GPU stages: training stages when --gpus > 0)"
+    )
+    g.add_argument("--gpus", type=int, default=1, help="GPUs per training stage (0: none)")
+    g.add_argument("--cpu", default="1", help="CPU request of light stages (default 1)")
+    g.add_argument("--memory", default="2Gi", help="memory request of light stages (2Gi)")
+    g.add_argument("--train-cpu", default="2", help="CPU request of training stages (2)")
+    g.add_argument("--train-memory", default="4Gi", help="memory of training stages (4Gi)")
+    for kind, what, example in (("cpu", "CPU", "4"), ("memory", "memory", "8Gi")):
+        for prefix, stages in (("", "light"), ("train-", "training")):
+            g.add_argument(
+                f"--{prefix}{kind}-limit",
+                default="",
+                metavar="Q",
+                help=f"{what} limit of {stages} stages, e.g. {example} (default none)",
+            )
+    for prefix, stages in (("", "light"), ("train-", "training")):
+        g.add_argument(
+            f"--{prefix}timeout",
+            type=int,
+            default=0,
+            metavar="SECONDS",
+            help=f"deadline of one attempt of a {stages} stage (default 0: none)",
+        )
+    for flag, metavar, text in _REPEATABLE:
+        g.add_argument(
+            flag, action="append", default=[], metavar=metavar, help=f"{text}; repeatable"
+        )
+    g.add_argument("--s3-secret", default="dcflow-s3", help="Secret with the S3 keys ('' none)")
+    g.add_argument("--config-map", default="dcflow-config", help="ConfigMap with endpoints")
+    g.add_argument(
+        "--mlflow-secret",
+        default="",
+        metavar="NAME",
+        help="Secret whose keys MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD, "
+        "MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_INSECURE_TLS (each optional) "
+        "become env vars of every stage (default: none)",
+    )
+    g.add_argument("--retries", type=int, default=2, help="retries per stage, with backoff")
+    g.add_argument("--pipeline-root", default="", help="artifact root, e.g. s3://bucket/runs")
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """Usage errors (exit 2) for a bad command line; returns the ``ClusterSettings``."""
+    from dcflow_components._base import cuda_variant
+    from dcflow_pipelines import submit
+
+    if args.gpus < 0 or args.retries < 0:
+        parser.error("--gpus and --retries must be >= 0")
+    if args.submit and (not args.host or (args.method == "all" and not args.compare)):
+        parser.error("--submit needs --host URL and one --method (or --compare)")
+    if args.upload and not args.host:
+        parser.error("--upload needs --host URL")
+    try:
+        settings = settings_from_args(args)
+        submit.parse_params(args.params)
+        if settings.gpus > 0:
+            args.cuda_image = args.cuda_image or cuda_variant(args.image)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,17 +273,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser(IMAGE)
     args = parser.parse_args(argv)
-    if args.gpus < 0 or args.retries < 0:
-        parser.error("--gpus and --retries must be >= 0")
-    if args.submit and (not args.host or (args.method == "all" and not args.compare)):
-        parser.error("--submit needs --host URL and one --method (or --compare)")
-    if args.upload and not args.host:
-        parser.error("--upload needs --host URL")
-    try:
-        settings = settings_from_args(args)
-        submit.parse_params(args.params)
-    except ValueError as exc:
-        parser.error(str(exc))
+    settings = _check_args(parser, args)
     try:
         names = method_names() if args.method == "all" else [args.method]
         paths = []
@@ -176,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(path := compile_comparison(args, settings))
             print(f"compiled comparison -> {path}")
         for name in names:
-            path = compile_method(name, Path(args.out), args.image, settings=settings)
+            path = compile_method(name, Path(args.out), args.image, None, settings, args.cuda_image)
             paths.append(path)
             print(f"compiled {name} -> {path}")
         if args.upload:

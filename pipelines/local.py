@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from dcflow_pipelines.docker_runner import DockerPlan, check_image, make_runner, set_image
+
 from dcflow.config import RunConfig
 from dcflow.errors import DcflowError, StageError
 
@@ -82,8 +84,12 @@ def run_local(
     experiment: str,
     log_path: Path,
     quiet: bool = False,
+    docker: DockerPlan | None = None,
 ) -> dict[str, Any]:
-    """Compile ``cfg.method``'s pipeline and run it with ``kfp.local.SubprocessRunner``.
+    """Compile ``cfg.method``'s pipeline and run it with kfp.local.
+
+    Every stage runs in its own process (``kfp.local.SubprocessRunner``), or, given ``docker``,
+    in its own container of the dcflow image (:mod:`dcflow_pipelines.docker_runner`).
 
     Returns:
         The summary returned by the evaluate stage, plus ``artifacts`` (the run's directory).
@@ -100,6 +106,11 @@ def run_local(
     settings = ClusterSettings.local()
     pipeline = build(cfg.method, default_config=cfg.to_json(), settings=settings)
     pipeline_root.mkdir(parents=True, exist_ok=True)
+    runner: Any = local.SubprocessRunner(use_venv=False)
+    if docker is not None:
+        check_image(docker.image)  # cheap; run_local may be called without the CLI's check
+        set_image(pipeline, docker.image)
+        runner = make_runner(docker, pipeline_root.resolve())
     log_path.parent.mkdir(parents=True, exist_ok=True)
     real_stdout = sys.stdout
     with open(log_path, "w") as log, _scratch_tmpdir():
@@ -110,8 +121,8 @@ def run_local(
             # cluster settings (requests, retries, kfp-kubernetes) are for KFP backends only
             warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
             local.init(
-                runner=local.SubprocessRunner(use_venv=False),
-                pipeline_root=str(pipeline_root),
+                runner=runner,
+                pipeline_root=str(pipeline_root.resolve()),
                 raise_on_error=True,
             )
             task = pipeline(

@@ -4,6 +4,8 @@ Authentication is the client's own: ``--existing-token`` (or a token file mounte
 ``$KF_PIPELINES_SA_TOKEN_PATH``, which the client reads itself), ``--cookies``, ``--client-id`` /
 ``--other-client-id`` / ``--other-client-secret`` (IAP), ``--ssl-ca-cert`` and ``--proxy``.
 Failures end in one line that names the host and never echoes a token or a cookie.
+``--no-cache`` is baked into the compiled package (``ClusterSettings.caching``), so an uploaded
+pipeline runs uncached too, and is passed to the run as ``enable_caching=False``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--upload",
         action="store_true",
         help="upload the compiled pipelines to --host (a new version when one exists)",
+    )
+    g.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="no KFP caching: every stage of the compiled, uploaded or submitted pipeline "
+        "(nested ones too) runs afresh; by default download-weights and pretrain are cached",
     )
     g.add_argument("--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080")
     g.add_argument("--experiment", default="dcflow", help="KFP experiment (default dcflow)")
@@ -138,6 +146,9 @@ def submit(package: Path, args: argparse.Namespace) -> tuple[str, str]:
             run_name=args.run_name or f"dcflow-{package.stem}-{time.strftime('%Y%m%d-%H%M%S')}",
             experiment_name=args.experiment,
             namespace=args.namespace,
+            # None keeps each task's own setting; the package itself already has caching off
+            # for every task under --no-cache (the client's override reaches only root tasks)
+            enable_caching=False if args.no_cache else None,
         )
         run_id = str(result.run_id)
         experiment_id = str(getattr(result.run_info, "experiment_id", "") or "")

@@ -14,6 +14,7 @@ import pytest
 
 from dcflow.errors import ServiceError, WeightsError
 from dcflow.storage import (
+    CURVES_FILE,
     SHA_SUFFIX,
     WEIGHTS_FILE,
     WeightsStore,
@@ -66,6 +67,7 @@ def test_local_store_publish_lookup_round_trip(
     sidecar = path.with_name(WEIGHTS_FILE + SHA_SUFFIX)
     assert sidecar.read_text().strip() == stored.sha256
     assert sorted(p.name for p in path.parent.iterdir()) == [
+        CURVES_FILE,
         WEIGHTS_FILE,
         WEIGHTS_FILE + SHA_SUFFIX,
     ]
@@ -215,3 +217,13 @@ def test_unreachable_s3_is_a_service_error(
         fetch_weights("s3://bucket/prefix/m/k/weights.pt", "0" * 64, tmp_path / "d" / "w.pt")
     assert time.monotonic() - started < 60
     assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_pretrain_curves_are_stored_beside_the_weights(tmp_path: Path, weights_file: Path) -> None:
+    from dcflow.storage import fetch_curves
+
+    curves = {"loss": [[1, 0.5], [2, 0.25]]}
+    stored = WeightsStore(str(tmp_path / "store")).publish("m", "k", weights_file, curves=curves)
+    assert fetch_curves(stored.uri) == curves
+    assert fetch_curves(str(tmp_path / "elsewhere" / WEIGHTS_FILE)) == {}  # absent: none
+    assert fetch_curves("") == {}

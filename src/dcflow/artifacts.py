@@ -31,6 +31,7 @@ HISTORY = "history.jsonl"  # refine: one JSON object per iteration
 METRICS = "metrics.json"  # evaluate
 PREDICTIONS = "predictions.csv"  # evaluate: index,label,cluster[,confidence]
 CONFUSION_PNG = "confusion.png"  # evaluate
+CONFUSION_MD = "confusion.md"  # evaluate (with labels): the same table as Markdown, for KFP's UI
 EMBEDDING_PNG = "embedding.png"  # evaluate
 CONFIG = "config.json"  # evaluate: the effective run config
 MEMBERSHIP = "membership.npy"  # self-cc cluster-init, refine: [N, K] float32 fuzzy memberships

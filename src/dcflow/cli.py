@@ -34,7 +34,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         default="digits",
-        help="dataset name (see `dcflow datasets`) or npz:PATH (default: digits)",
+        help="dataset name (see `dcflow datasets`), npz:PATH or s3://bucket/key.npz "
+        "(default: digits)",
     )
     p.add_argument("--data-dir", help="directory holding <dataset>.npz (e.g. ../shared/data)")
     p.add_argument(
@@ -109,6 +110,19 @@ def _parser() -> argparse.ArgumentParser:
         help="reuse stages an earlier (killed or finished) run completed with the same inputs "
         "(checked by content hash); recompute the rest",
     )
+    run.add_argument(
+        "--runner",
+        choices=["subprocess", "docker"],
+        default="subprocess",
+        help="subprocess: each stage a process of this Python (default); docker: each stage a "
+        "container of the dcflow image (host network, non-root), as on a cluster",
+    )
+    run.add_argument(
+        "--image",
+        metavar="TAG",
+        default=None,
+        help="image of --runner docker (default $DCFLOW_IMAGE or the tag docker/build.sh builds)",
+    )
     run.add_argument("--json", metavar="FILE", help="write the run summary as JSON")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     cfg = sub.add_parser("config", help="print the effective config of a run without running it")
@@ -130,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_config(args: argparse.Namespace) -> Any:
     from dcflow.config import build_run_config
+    from dcflow.data.remote import fetch_npz, is_remote
     from dcflow.registry import get_dataset_loader, get_method
 
     dataset: dict[str, Any] = {"name": args.dataset}
@@ -137,7 +152,10 @@ def _build_config(args: argparse.Namespace) -> Any:
         dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     if args.split:
         dataset["split"] = args.split
-    if args.dataset.startswith("npz:"):
+    if is_remote(args.dataset):
+        dataset["name"] = args.dataset.removeprefix("npz:")
+        dataset["sha256"] = fetch_npz(dataset["name"], None)[1]  # every stage checks this
+    elif args.dataset.startswith("npz:"):
         path = Path(args.dataset[4:]).expanduser().resolve()
         if not path.is_file():
             raise DataError(f"data file not found: {path}")
@@ -237,6 +255,38 @@ def _stage_cache(resume: bool) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _docker_plan(args: argparse.Namespace, cfg: Any, store: str, uri: str) -> Any:
+    """What ``--runner docker`` mounts and passes: every local path a stage reads or writes."""
+    from dcflow_pipelines.docker_runner import DockerPlan, passthrough_env
+
+    from dcflow import tracking
+    from dcflow.stages import resume
+
+    plan = DockerPlan(args.image)
+    plan.add_writable(tracking.pending_dir())
+    plan.env[tracking.PENDING_ENV] = str(tracking.pending_dir())
+    cache = resume.cache_dir()
+    if cache is not None:
+        plan.add_writable(cache.resolve())
+    if "://" not in store:
+        plan.add_writable(store)
+    if uri.startswith("sqlite:///"):
+        plan.add_writable(Path(uri[len("sqlite:///") :]).parent)
+    if cfg.dataset.data_dir:
+        plan.add_readable(cfg.dataset.data_dir)
+    if cfg.dataset.name.startswith("npz:"):
+        plan.add_readable(cfg.dataset.name[4:])
+    passthrough_env(plan)
+    return plan
+
+
+def default_image() -> str:
+    """The tag ``docker/build.sh`` builds by default: ``ghcr.io/dcflow/dcflow:<version>``."""
+    from importlib.metadata import version
+
+    return f"ghcr.io/dcflow/dcflow:{version('dcflow')}"
+
+
 def _cmd_run(args: argparse.Namespace, started: float) -> int:
     import tempfile
 
@@ -245,15 +295,26 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
     from dcflow import tracking
     from dcflow.artifacts import atomic_path
     from dcflow.stages.common import default_weights_store
+    from dcflow.storage import check_s3_writable
 
     cfg = _build_config(args)
     cfg = cfg.model_copy(update={"tags": {**cfg.tags, **_parse_tags(args.tags)}})
+    if args.runner == "docker":  # before anything is written: dockerd answers, the image exists
+        from dcflow_pipelines.docker_runner import check_image
+
+        args.image = args.image or os.environ.get("DCFLOW_IMAGE") or default_image()
+        check_image(args.image)
     uri = tracking.resolve_tracking_uri()
     tracking.check_reachable(uri)
     store = args.weights_store or default_weights_store()
     if "://" not in store:
         store = str(Path(store).expanduser().resolve())
     remote = args.artifacts.startswith("s3://")
+    # every store a stage will write must take writes now, not after hours of training
+    if remote:
+        check_s3_writable(args.artifacts, "artifact store")
+    if store.startswith("s3://"):
+        check_s3_writable(store, "weights store")
     root = (
         Path(tempfile.mkdtemp(prefix="dcflow-run-")) if remote else Path(args.artifacts).resolve()
     )
@@ -267,7 +328,10 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             file=sys.stderr,
         )
     with _stage_cache(args.resume):
-        summary = run_local(cfg, root, store, uri, args.experiment, log, quiet=args.quiet)
+        plan = _docker_plan(args, cfg, store, uri) if args.runner == "docker" else None
+        summary = run_local(
+            cfg, root, store, uri, args.experiment, log, quiet=args.quiet, docker=plan
+        )
     if remote:
         import shutil
 

@@ -34,11 +34,14 @@ class DatasetConfig(StrictModel):
     """Which data to cluster.
 
     Attributes:
-        name: registry name (``digits``, ``usps``, ``mnist``, ``fashion-mnist``) or ``npz:PATH``.
+        name: registry name (``digits``, ``usps``, ``mnist``, ``fashion-mnist``), ``npz:PATH`` or
+            ``s3://bucket/key.npz``.
         data_dir: directory holding ``<name>.npz``; torchvision is the fallback when absent.
         split: ``all`` pools train and test (the clustering convention), else one split.
         n_clusters: number of clusters; defaults to the number of distinct labels.
         limit: cluster a fixed random subset of this size (seed 0), e.g. for quick tests.
+        sha256: checksum of an ``s3://`` dataset; every stage verifies its download against it
+            (``dcflow run`` pins it when it starts).
     """
 
     name: str = "digits"
@@ -46,6 +49,7 @@ class DatasetConfig(StrictModel):
     split: Literal["all", "train", "test"] = "all"
     n_clusters: int | None = Field(default=None, ge=2)
     limit: int | None = Field(default=None, ge=2)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 
 class RunConfig(StrictModel):

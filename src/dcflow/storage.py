@@ -10,6 +10,7 @@ transient errors with backoff (botocore's "standard" retry mode).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import urllib.request
@@ -22,6 +23,7 @@ from dcflow.errors import ServiceError, WeightsError
 
 WEIGHTS_FILE = "weights.pt"
 SHA_SUFFIX = ".sha256"
+CURVES_FILE = "curves.json"  # the pretraining's per-step curves, beside the weights
 
 
 def sha256_file(path: str | Path) -> str:
@@ -33,16 +35,48 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _s3_client() -> Any:
+def _s3_client(attempts: int = 5) -> Any:
     try:
         import boto3
         from botocore.config import Config
     except ImportError as exc:  # pragma: no cover - boto3 is a dependency
         raise ServiceError("boto3 is required for s3:// URIs") from exc
     cfg = Config(
-        retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
+        retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=5, read_timeout=30
     )
     return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None, config=cfg)
+
+
+def check_s3_writable(uri: str, what: str) -> None:
+    """Fail fast, before any stage runs, when ``s3://bucket/prefix`` cannot take writes.
+
+    Writes and deletes one small probe object under the prefix, so a wrong endpoint, missing
+    credentials, a missing bucket or a read-only key are all caught in seconds instead of after
+    hours of training.
+
+    Raises:
+        ServiceError: one line naming ``what`` (e.g. "artifact store"), the URI and the cause.
+    """
+    import uuid
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, prefix = split_s3(uri)
+    if not bucket:
+        raise ServiceError(f"{what} {uri}: no bucket in the URI (want s3://bucket/prefix)")
+    key = f"{prefix.rstrip('/')}/.dcflow-probe-{uuid.uuid4().hex}".lstrip("/")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or "AWS"
+    try:
+        client = _s3_client()  # the same retries as every later call: transient errors pass
+        client.put_object(Bucket=bucket, Key=key, Body=b"dcflow write probe")
+        client.delete_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        raise ServiceError(f"{what} {uri} is not writable ({endpoint}): {code}") from None
+    except BotoCoreError as exc:
+        raise ServiceError(
+            f"{what} {uri} is unusable ({endpoint}): {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _s3_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -117,13 +151,26 @@ class WeightsStore:
             return StoredWeights(str(path.resolve()), sha.read_text().strip())
         return None
 
-    def publish(self, method: str, key: str, local: str | Path) -> StoredWeights:
-        """Copy a weights file into the store (sha256 sidecar written last)."""
+    def publish(
+        self, method: str, key: str, local: str | Path, curves: dict[str, Any] | None = None
+    ) -> StoredWeights:
+        """Copy a weights file into the store (sha256 sidecar written last).
+
+        Args:
+            method: owner of the weights (``weights_name``).
+            key: cache key of the weights.
+            local: the weights file.
+            curves: the pretraining's per-step curves, stored beside the weights as
+                ``curves.json`` so that every later run (cached or not) can log them.
+        """
         digest = sha256_file(local)
+        body = json.dumps(curves or {}).encode()
         if self.is_s3:
             bucket, prefix = split_s3(self._location(method, key))
             client = _s3_client()
             _s3_call("upload", client.upload_file, str(local), bucket, prefix)
+            curves_key = prefix.rsplit("/", 1)[0] + "/" + CURVES_FILE
+            _s3_call("put", client.put_object, Bucket=bucket, Key=curves_key, Body=body)
             _s3_call(
                 "put",
                 client.put_object,
@@ -139,6 +186,8 @@ class WeightsStore:
         try:
             shutil.copyfile(local, tmp)
             os.replace(tmp, target)
+            tmp.write_bytes(body)
+            os.replace(tmp, target.with_name(CURVES_FILE))
             sha_tmp.write_text(digest + "\n")  # the sidecar last: it marks the entry complete
             os.replace(sha_tmp, target.with_name(WEIGHTS_FILE + SHA_SUFFIX))
         finally:
@@ -181,6 +230,45 @@ def fetch_weights(uri: str, sha256: str, dest: str | Path) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
+    return dest
+
+
+def fetch_curves(weights_uri: str) -> dict[str, Any]:
+    """The pretraining curves stored beside ``weights_uri`` (``{}`` when there are none).
+
+    Weights published before curves were stored, or a store that cannot be read, give ``{}``:
+    the curves are for the record, never a reason to fail a run.
+    """
+    if not weights_uri:
+        return {}
+    base = weights_uri.rsplit("/", 1)[0] + "/" + CURVES_FILE
+    try:
+        if base.startswith("s3://"):
+            bucket, key = split_s3(base)
+            text = _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        elif base.startswith(("http://", "https://")):
+            with urllib.request.urlopen(base, timeout=30) as resp:
+                text = resp.read().decode()
+        else:
+            path = Path(urlparse(base).path if base.startswith("file://") else base)
+            text = path.read_text()
+        curves = json.loads(text)
+    except Exception:  # noqa: BLE001 - absent or unreadable: no curves
+        return {}
+    return curves if isinstance(curves, dict) else {}
+
+
+def fetch_object(uri: str, dest: str | Path) -> Path:
+    """Download ``s3://bucket/key`` to ``dest`` (written under a temporary name, then renamed)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    bucket, key = split_s3(uri)
+    try:
+        _s3_call(f"download of {uri}", _s3_client().download_file, bucket, key, str(tmp))
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 

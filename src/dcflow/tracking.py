@@ -3,7 +3,14 @@
 One parent run per pipeline run (tags method, dataset, seed, pipeline job id; params = the flattened
 effective config; final metrics) with one child run per stage (its seconds, metrics and per-step
 curves). The tracking URI comes from the argument, else ``MLFLOW_TRACKING_URI``, else a local sqlite
-store ``./mlflow.db`` whose artifacts go to ``./.dcflow/mlartifacts``.
+store ``./.dcflow/mlflow.db`` whose artifacts go to ``./.dcflow/mlartifacts`` (everything a local
+run writes lives under ``.dcflow/``, which ``--runner docker`` mounts into the stage containers).
+
+On a cluster (a Kubernetes pod) there is no local fallback: an empty tracking URI is an error, and
+a failed MLflow log fails the evaluate task (KFP then retries it) instead of writing a pending
+record that would vanish with the pod. When KFP's own MLflow integration gives the task a run
+(``MLFLOW_RUN_ID``), the pipeline run is logged into that run's parent, the KFP run's MLflow run,
+instead of a new unlinked parent.
 """
 
 from __future__ import annotations
@@ -16,15 +23,33 @@ from typing import Any
 
 from dcflow.errors import ServiceError
 
-DEFAULT_DB = "mlflow.db"
+DEFAULT_DB = ".dcflow/mlflow.db"
+
+
+def in_pod() -> bool:
+    """Whether this process runs in a Kubernetes pod (every pod has this variable)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 def resolve_tracking_uri(uri: str = "") -> str:
-    """Explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    """Explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/.dcflow/mlflow.db``.
+
+    Raises:
+        ServiceError: no URI in a pod, where a local store would vanish with the pod.
+    """
     if uri:
         return uri
     env = os.environ.get("MLFLOW_TRACKING_URI", "")
-    return env or f"sqlite:///{Path(DEFAULT_DB).resolve()}"
+    if not env and in_pod():
+        raise ServiceError(
+            "no MLflow tracking URI in this pod: set MLFLOW_TRACKING_URI (the chart's "
+            "dcflow-config ConfigMap) or the pipeline's tracking_uri parameter"
+        )
+    if env:
+        return env
+    db = Path(DEFAULT_DB).resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
 
 
 def ui_hint(uri: str) -> str:
@@ -52,9 +77,9 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
         return str(exp.experiment_id)
     location = None
     if uri.startswith("sqlite:///"):
-        location = (
-            (Path(uri[len("sqlite:///") :]).parent / ".dcflow" / "mlartifacts").resolve().as_uri()
-        )
+        folder = Path(uri[len("sqlite:///") :]).parent
+        folder = folder if folder.name == ".dcflow" else folder / ".dcflow"
+        location = (folder / "mlartifacts").resolve().as_uri()
     return str(client.create_experiment(name, artifact_location=location))
 
 
@@ -90,12 +115,22 @@ def log_pipeline_run(
     check_reachable(uri)
     try:
         client = MlflowClient(tracking_uri=uri)
-        exp_id = _experiment_id(client, experiment, uri)
         start = int(min(r.get("started", 0) for r in stage_reports) * 1000) or None
-        parent = client.create_run(
-            exp_id, start_time=start, run_name=run_name, tags={**tags, "dcflow.kind": "pipeline"}
-        )
-        pid = parent.info.run_id
+        kfp_parent = _kfp_parent_run(client)
+        if kfp_parent is not None:  # KFP's MLflow integration owns the run: log into it
+            exp_id, pid = kfp_parent
+            client.set_tag(pid, "dcflow.kind", "pipeline")
+            for key, value in tags.items():
+                client.set_tag(pid, key, value)
+        else:
+            exp_id = _experiment_id(client, experiment, uri)
+            parent = client.create_run(
+                exp_id,
+                start_time=start,
+                run_name=run_name,
+                tags={**tags, "dcflow.kind": "pipeline"},
+            )
+            pid = parent.info.run_id
         ps = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(ps), 90):
             client.log_batch(pid, params=ps[i : i + 90])
@@ -112,7 +147,8 @@ def log_pipeline_run(
         for f in files:
             if Path(f).is_file():
                 client.log_artifact(pid, str(f))
-        client.set_terminated(pid, end_time=ts)
+        if kfp_parent is None:  # KFP closes the runs of its own integration
+            client.set_terminated(pid, end_time=ts)
     except ServiceError:
         raise
     except Exception as exc:  # noqa: BLE001 - any MLflow/network failure is one line for the user
@@ -120,6 +156,23 @@ def log_pipeline_run(
             f"MLflow logging to {uri} failed: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
     return {"tracking_uri": uri, "experiment_id": exp_id, "run_id": pid}
+
+
+KFP_RUN_ENV = "MLFLOW_RUN_ID"
+
+
+def _kfp_parent_run(client: Any) -> tuple[str, str] | None:
+    """``(experiment id, run id)`` of the KFP run's MLflow run, when KFP's integration made one.
+
+    KFP's MLflow integration (KEP-12862) gives every task container ``MLFLOW_RUN_ID``, a run
+    nested under the MLflow run of the whole KFP run; dcflow's pipeline run is that parent.
+    """
+    task_run = os.environ.get(KFP_RUN_ENV, "")
+    if not task_run:
+        return None
+    run = client.get_run(task_run)
+    parent = run.data.tags.get("mlflow.parentRunId") or task_run
+    return str(run.info.experiment_id), parent
 
 
 def _log_stage(
@@ -264,6 +317,8 @@ def log_or_defer(**record: Any) -> dict[str, str]:
     try:
         return log_pipeline_run(**record)
     except ServiceError as exc:
+        if in_pod():  # a pending file would vanish with the pod: fail, so that KFP retries
+            raise
         record = {**record, "tracking_uri": resolve_tracking_uri(record.get("tracking_uri", ""))}
         record["files"] = [str(Path(f).resolve()) for f in record.get("files", [])]
         folder = pending_dir()

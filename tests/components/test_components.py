@@ -97,6 +97,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, config_json: str) -> dict
 def evaluated(pipeline: dict[str, Any], config_json: str) -> dict[str, Any]:
     """The evaluate component on the pipeline's artifacts (a fresh sqlite MLflow store: ~10 s)."""
     root = pipeline["root"]
+    logged: dict[str, float] = {}
     (summary,) = _fn("evaluate")(
         config=config_json,
         reports=pipeline["final_reports"],
@@ -106,8 +107,11 @@ def evaluated(pipeline: dict[str, Any], config_json: str) -> dict[str, Any]:
         experiment="dcflow-tests",
         job_id="job-1",
         out=_artifact(root / "eval"),
+        metrics=SimpleNamespace(log_metric=logged.__setitem__),
+        confusion=SimpleNamespace(path=str(root / "kfp" / "confusion.md")),
+        selection=SimpleNamespace(path=str(root / "sel")),
     )
-    return {**pipeline, "summary": json.loads(summary)}
+    return {**pipeline, "summary": json.loads(summary), "kfp_metrics": logged}
 
 
 def test_registry_holds_a_kfp_component_per_stage() -> None:
@@ -184,6 +188,14 @@ def test_evaluate_summary(evaluated: dict[str, Any]) -> None:
     assert preds[0] == "index,label,cluster" and len(preds) == 201
     labels = art.load_npy(pipeline["root"] / "final", art.LABELS)
     assert np.array_equal([int(r.split(",")[2]) for r in preds[1:]], labels)
+
+
+def test_kfp_ui_gets_metrics_and_the_confusion_table(evaluated: dict[str, Any]) -> None:
+    assert evaluated["kfp_metrics"] == pytest.approx(evaluated["summary"]["metrics"])
+    table = (evaluated["root"] / "kfp" / "confusion.md").read_text().splitlines()
+    assert table[0].startswith("### aspc-da on") and table[2].startswith("| cluster | class 0")
+    rows = [[int(v) for v in line.strip("|").split("|")[1:]] for line in table[4:]]
+    assert sum(map(sum, rows)) == evaluated["summary"]["n_samples"]
 
 
 @pytest.mark.slow

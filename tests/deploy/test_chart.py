@@ -4,6 +4,7 @@ manifest checked against the Kubernetes JSON schemas (strict: unknown fields fai
 from __future__ import annotations
 
 import base64
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,14 @@ def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def command_of(job: dict[str, Any]) -> list[str]:
+    return job["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
 def pods(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [d["spec"]["template"]["spec"] for d in docs if d["kind"] in {"Deployment", "Job"}]
 
@@ -118,11 +127,7 @@ def test_custom_values_reach_config_and_upload_job() -> None:
     assert cm["AWS_ENDPOINT_URL"] == "https://s3.example.org"
     assert cm["MLFLOW_TRACKING_URI"] == "http://mlflow.lab.svc:5000"
     assert cm["DCFLOW_IMAGE"] == "registry.example/dcflow:1.2.3-cuda"
-    launcher = yaml.safe_load(by_kind(docs, "ConfigMap")["kfp-launcher"]["data"]["providers"])
-    ref = launcher["s3"]["default"]["credentials"]["secretRef"]
-    assert ref["secretName"] == "lab-s3-keys" and launcher["s3"]["default"]["disableSSL"] is False
-    (job,) = [d for d in docs if d["kind"] == "Job"]
-    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = command_of(by_kind(docs, "Job")["dcflow-upload"])
     for arg in [
         "--method=aspc-da",
         "--image=registry.example/dcflow:1.2.3-cuda",
@@ -144,8 +149,7 @@ def test_upload_job_arguments_are_accepted_by_compile() -> None:
     import compile as compile_cli
     from dcflow_components._base import IMAGE
 
-    (job,) = [d for d in render(CUSTOM) if d["kind"] == "Job"]
-    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = command_of(by_kind(render(CUSTOM), "Job")["dcflow-upload"])
     assert command[:3] == ["python", "-m", "dcflow_pipelines.compile"]
     args = compile_cli._parser(IMAGE).parse_args(command[3:])
     settings = compile_cli.settings_from_args(args)
@@ -155,3 +159,145 @@ def test_upload_job_arguments_are_accepted_by_compile() -> None:
 def test_missing_credentials_fail_with_a_clear_message() -> None:
     with pytest.raises(helm.HelmError, match="S3 credentials: set s3.existingSecret"):
         render({"minio": {"enabled": False}})
+
+
+LAUNCHER = "dcflow-kfp-launcher"  # the hook Job, Role and RoleBinding of kfpLauncher.enabled
+
+
+@pytest.mark.parametrize("values", [{}, CUSTOM], ids=["default", "custom"])
+def test_the_chart_never_owns_kfp_launcher(values: dict[str, Any]) -> None:
+    """KFP ships its own kfp-launcher ConfigMap: an owned one makes `helm install` fail."""
+    docs = render(values)
+    owned = [d for d in docs if not is_hook(d)]
+    assert ("ConfigMap", "kfp-launcher") not in {(d["kind"], d["metadata"]["name"]) for d in owned}
+    # nor does a hook create it as a whole (that fails the same way when KFP's exists)
+    assert "kfp-launcher" not in by_kind(docs, "ConfigMap")
+
+
+def test_kfp_launcher_hook_and_rbac_render_only_when_enabled() -> None:
+    docs = render({})
+    assert LAUNCHER not in by_kind(docs, "Job")
+    assert not {"Role", "RoleBinding"} & {d["kind"] for d in docs}
+
+    docs = render(CUSTOM)
+    job = by_kind(docs, "Job")[LAUNCHER]
+    hook = job["metadata"]["annotations"]
+    assert hook["helm.sh/hook"] == "post-install,post-upgrade"
+    assert int(hook["helm.sh/hook-weight"]) < 0  # before the upload Job (weight 0)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dcflow" and pod["automountServiceAccountToken"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.example/dcflow:1.2.3-cuda"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    command = command_of(job)
+    assert command[:3] == ["python", "-m", "dcflow_pipelines.launcher_config"]
+    for arg in [
+        "--namespace=kubeflow",
+        "--pipeline-root=s3://lab/runs",
+        "--endpoint=https://s3.example.org",
+        "--region=us-east-1",
+        "--secret=lab-s3-keys",
+    ]:
+        assert arg in command, arg
+
+    role = by_kind(docs, "Role")[LAUNCHER]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"get", "create", "patch"}
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [""] and rule["resources"] == ["configmaps"]
+        if set(rule["verbs"]) & {"get", "patch"}:
+            assert rule["resourceNames"] == ["kfp-launcher"]  # no other ConfigMap
+    binding = by_kind(docs, "RoleBinding")[LAUNCHER]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LAUNCHER,
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "dcflow", "namespace": "kubeflow"}
+    ]
+    assert not any(is_hook(d) for d in (role, binding))  # in place before the hook Job runs
+
+
+def test_kfp_launcher_job_writes_what_the_old_template_wrote() -> None:
+    """The Job's command line parses with launcher_config's parser into the same two keys."""
+    from dcflow_pipelines import launcher_config
+
+    args = launcher_config.parse_args(command_of(by_kind(render(CUSTOM), "Job")[LAUNCHER])[3:])
+    data = launcher_config.launcher_data(args)
+    assert data["defaultPipelineRoot"] == "s3://lab/runs"
+    assert yaml.safe_load(data["providers"]) == {
+        "s3": {
+            "default": {
+                "endpoint": "s3.example.org",
+                "disableSSL": False,
+                "region": "us-east-1",
+                "credentials": {
+                    "fromEnv": False,
+                    "secretRef": {
+                        "secretName": "lab-s3-keys",
+                        "accessKeyKey": "AWS_ACCESS_KEY_ID",
+                        "secretKeyKey": "AWS_SECRET_ACCESS_KEY",
+                    },
+                },
+            }
+        }
+    }
+
+
+def notes(values: dict[str, Any]) -> str:
+    with helm.Chart.load(str(CHART)) as chart:
+        files = chart.render(values, name="dcflow", namespace="kubeflow", is_install=True)
+    return files["dcflow/templates/NOTES.txt"]
+
+
+def test_existing_secret_is_the_one_name_everywhere() -> None:
+    """Upload Job, kfp-launcher hook and NOTES' compile command all name s3.existingSecret."""
+    values = {"s3": {"existingSecret": "my-secret"}, "kfpLauncher": {"enabled": True}}
+    values["configMapName"] = "my-config"
+    docs = render(values)
+    assert "Secret" not in {d["kind"] for d in docs}
+    jobs = by_kind(docs, "Job")
+    upload = command_of(jobs["dcflow-upload"])
+    assert "--s3-secret=my-secret" in upload and "--config-map=my-config" in upload
+    assert "--secret=my-secret" in command_of(jobs[LAUNCHER])
+    for pod in pods(docs):  # every pod that reads the S3 keys reads them from my-secret
+        for env in [e for c in pod["containers"] for e in c.get("env", [])]:
+            ref = env.get("valueFrom", {}).get("secretKeyRef")
+            assert ref is None or ref["name"] == "my-secret", env
+    text = notes(values)
+    assert "dcflow-s3" not in text
+    (line,) = [line for line in text.splitlines() if "pipelines/compile.py" in line]
+    assert "--s3-secret my-secret" in line and "--config-map my-config" in line
+    assert "--pipeline-root s3://dcflow/runs" in line
+    assert "kfp-launcher" in text
+    import compile as compile_cli  # the printed command parses with compile.py's own parser
+    from dcflow_components._base import IMAGE
+
+    argv = line.split()[line.split().index("pipelines/compile.py") + 1 :]
+    settings = compile_cli.settings_from_args(compile_cli._parser(IMAGE).parse_args(argv))
+    assert (settings.secret, settings.config_map) == ("my-secret", "my-config")
+
+
+def test_default_notes_name_the_chart_secret() -> None:
+    text = notes({})
+    (line,) = [line for line in text.splitlines() if "pipelines/compile.py" in line]
+    assert "--s3-secret dcflow-s3" in line and "--config-map dcflow-config" in line
+    assert "--pipeline-root" not in line and "kfp-launcher" not in text
+
+
+def test_deploy_guide_compile_commands_name_the_existing_secret() -> None:
+    """Where the deploy guide installs with s3.existingSecret=X, its text passes X to compile."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    secrets = set(re.findall(r"s3\.existingSecret=([\w.-]+)", deploy))
+    assert secrets
+    for name in secrets:
+        assert f"--s3-secret {name}" in deploy, name
+
+
+def test_upload_job_passes_image_pull_secrets_to_the_pipelines() -> None:
+    docs = render({"imagePullSecrets": [{"name": "regcred"}, {"name": "other"}]})
+    job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"].endswith("-upload"))
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--image-pull-secret=regcred" in command and "--image-pull-secret=other" in command

@@ -53,7 +53,11 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_dockerfile_is_non_root_and_copies_only_what_dockerignore_lets_in() -> None:
     text = (DOCKER / "Dockerfile").read_text()
     assert re.findall(r"^USER (\S+)", text, re.M)[-1] == "10001"
-    assert "ARG TORCH_VARIANT=cpu" in text  # one file, CPU or CUDA wheels by build argument
+    # one file: CPU or CUDA by build argument, base image and package indexes as arguments
+    for arg in ("ARG BASE_IMAGE=", "ARG VARIANT=cpu", "ARG TORCH_INDEX=", "ARG PIP_INDEX_URL="):
+        assert arg in text, arg
+    # secrets only through BuildKit secret mounts, never a build argument or a copied file
+    assert "--mount=type=secret,id=ca_bundle" in text and "ARG PIP_CERT" not in text
     allowed = {
         line[1:].rstrip("/")
         for line in (ROOT / ".dockerignore").read_text().splitlines()
@@ -65,11 +69,23 @@ def test_dockerfile_is_non_root_and_copies_only_what_dockerignore_lets_in() -> N
     assert copied <= allowed, copied - allowed
 
 
+def test_torch_requirements_match_pyproject() -> None:
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = [d for d in deps if d.startswith(("torch>", "torchvision>"))]
+    lines = (DOCKER / "requirements-torch.txt").read_text().splitlines()
+    assert [line for line in lines if line and not line.startswith("#")] == torch
+
+
 def test_documented_build_tag_is_the_compiled_default() -> None:
+    import tomllib
     from dcflow_components._base import DEFAULT_IMAGE
 
-    text = (DOCKER / "Dockerfile").read_text() + (ROOT / "README.md").read_text()
-    assert f"-t {DEFAULT_IMAGE} ." in text
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    build = (DOCKER / "build.sh").read_text()
+    assert 'tag="${tag:-ghcr.io/dcflow/dcflow:$version}"' in build
+    assert DEFAULT_IMAGE == f"ghcr.io/dcflow/dcflow:{version}"
     assert ENV_EXAMPLE.read_text().count(f"DCFLOW_IMAGE={DEFAULT_IMAGE}") == 1
     chart = yaml.safe_load((ROOT / "charts" / "dcflow" / "Chart.yaml").read_text())
     assert DEFAULT_IMAGE.endswith(":" + chart["appVersion"])
@@ -124,10 +140,47 @@ def test_kind_overlay_joins_the_kind_network() -> None:
     )
 
 
+def test_standins_override_uses_the_host_network_only() -> None:
+    cfg = compose_config("docker/compose.yaml", "docker/compose.standins.yaml")
+    services = cfg["services"]
+    assert set(services) == {"minio", "minio-buckets", "postgres", "mlflow"}
+    for name, svc in services.items():
+        assert svc["network_mode"] == "host", name  # no bridge, no private address
+        assert not svc.get("ports"), name
+        assert not svc.get("networks"), name
+    assert "moto.server" in services["minio"]["command"]
+    assert "127.0.0.1" in services["minio"]["command"]
+    assert services["postgres"]["build"]["dockerfile"] == "postgres.Dockerfile"
+    mlflow = " ".join(services["mlflow"]["command"])
+    assert "--host 127.0.0.1" in mlflow and "postgresql+psycopg2://127.0.0.1:" in mlflow
+    # the shipped file keeps the real images
+    real = compose_config("docker/compose.yaml")["services"]
+    assert real["minio"]["image"].startswith("minio/minio:")
+    assert real["postgres"]["image"].startswith("postgres:")
+
+
+def test_scripts_pass_shellcheck() -> None:
+    scripts = ["docker/build.sh", "docker/pip-env.sh", "docker/standins/postgres-entrypoint.sh"]
+    proc = run(tool("shellcheck"), "-s", "sh", scripts[1], scripts[2])
+    assert proc.returncode == 0, proc.stdout
+    proc = run(tool("shellcheck"), scripts[0])
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_build_script_help_and_bad_option() -> None:
+    ok = run("bash", "docker/build.sh", "--help")
+    assert ok.returncode == 0 and "--offline-base" in ok.stdout and "--variant" in ok.stdout
+    bad = run("bash", "docker/build.sh", "--no-such-option")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown option" in bad.stderr
+    variant = run("bash", "docker/build.sh", "--variant", "tpu")
+    assert variant.returncode != 0 and "--variant must be cpu or cuda" in variant.stderr
+
+
 YAML_FILES = [
     "e2e/kind.yaml",
     "e2e/compose.kind.yaml",
     "docker/compose.yaml",
+    "docker/compose.standins.yaml",
     "charts/dcflow/values.yaml",
     "charts/dcflow/Chart.yaml",
     "configs",
@@ -156,9 +209,8 @@ def test_e2e_script_passes_shellcheck_and_asserts_the_acceptance() -> None:
         assert needle in text, needle
 
 
-def test_readme_runs_dcflow_with_the_four_standard_variables_only() -> None:
-    readme = (ROOT / "README.md").read_text()
-    deploy = readme[readme.index("## Deploy") :]
+def test_deploy_guide_runs_dcflow_with_the_four_standard_variables_only() -> None:
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
     block = re.search(r"```bash\n((?:export [A-Z_]+=.*\n)+)", deploy)
     assert block is not None
     assert re.findall(r"export ([A-Z_]+)=", block.group(1)) == list(STANDARD_VARS)

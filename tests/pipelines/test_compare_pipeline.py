@@ -72,3 +72,47 @@ def test_compile_cli_writes_the_comparison(tmp_path: Path) -> None:
     spec = next(yaml.safe_load_all((tmp_path / "compare-c4.yaml").read_text()))
     assert spec["pipelineInfo"]["name"] == "dcflow-compare-c4"
     assert len(spec["root"]["dag"]["tasks"]) == 3  # two branches and the report
+
+
+def test_report_gets_the_cluster_settings_and_the_pipeline_root(tmp_path: Path) -> None:
+    """``report`` is configured like every other light stage; --pipeline-root reaches the spec."""
+    argv = [
+        "--compare", "aspc-da", "--compare-id", "c5", "--out", str(tmp_path), "--gpus", "0",
+        "--pipeline-root", "s3://runs/cmp", "--s3-secret", "my-s3", "--config-map", "my-cfg",
+        "--cpu", "500m", "--memory", "1Gi", "--retries", "3",
+    ]  # fmt: skip
+    assert compile_cli.main(argv) == 0
+    docs = list(yaml.safe_load_all((tmp_path / "compare-c5.yaml").read_text()))
+    compile_cli.validate(docs)
+    spec, platform = docs
+    assert spec["defaultPipelineRoot"] == "s3://runs/cmp"
+    report = spec["root"]["dag"]["tasks"]["report"]
+    assert report["taskInfo"]["name"] == "report"
+    assert not report.get("cachingOptions", {}).get("enableCache", False)
+    assert report["retryPolicy"] == {
+        "backoffDuration": "30s",
+        "backoffFactor": 2.0,
+        "backoffMaxDuration": "600s",
+        "maxRetryCount": 3,
+    }
+    res = spec["deploymentSpec"]["executors"]["exec-report"]["container"]["resources"]
+    assert res["resourceCpuRequest"] == "500m" and res["resourceMemoryRequest"] == "1Gi"
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert k8s["exec-report"]["secretAsEnv"][0]["secretName"] == "my-s3"
+    assert k8s["exec-report"]["configMapAsEnv"][0]["configMapName"] == "my-cfg"
+    assert k8s["exec-report"] == k8s["exec-evaluate"]  # the same as the branches' light stages
+    evaluate = spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["resources"]
+    assert res == evaluate
+
+
+def test_build_comparison_honours_the_settings_pipeline_root(tmp_path: Path) -> None:
+    from dcflow_pipelines.cluster import ClusterSettings
+    from kfp import compiler
+
+    cells = cell_configs(["aspc-da"], ["digits"], [0], "c6")
+    settings = ClusterSettings(pipeline_root="s3://bucket/c6")
+    path = tmp_path / "cmp.yaml"
+    compiler.Compiler().compile(build_comparison(cells, "c6", gpus=0, settings=settings), str(path))
+    spec = next(yaml.safe_load_all(path.read_text()))
+    assert spec["defaultPipelineRoot"] == "s3://bucket/c6"
+    assert "nvidia.com/gpu" not in path.read_text()  # gpus=0 overrides settings.gpus

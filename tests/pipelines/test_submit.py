@@ -188,3 +188,44 @@ def test_upload_creates_then_versions(stub: StubKFP, tmp_path: Path) -> None:
     assert "pipelineid=pid-0" in uploads[1]["path"].replace("_", "").lower()
     compiled = (tmp_path / "aspc-da.yaml").read_bytes()
     assert all(compiled in r["body"] for r in uploads)  # the package itself, byte for byte
+
+
+def _all_tasks(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every task of a PipelineSpec: the root DAG's and those nested in sub-DAGs (dsl.If/Else)."""
+    tasks = {f"root/{k}": t for k, t in spec["root"]["dag"]["tasks"].items()}
+    for comp_name, comp in spec["components"].items():
+        tasks.update(
+            {f"{comp_name}/{k}": t for k, t in comp.get("dag", {}).get("tasks", {}).items()}
+        )
+    return tasks
+
+
+def _cached(spec: dict[str, Any]) -> set[str]:
+    return {
+        t["taskInfo"]["name"]
+        for t in _all_tasks(spec).values()
+        if t.get("cachingOptions", {}).get("enableCache")
+    }
+
+
+def test_no_cache_turns_caching_off_for_the_run(stub: StubKFP, tmp_path: Path) -> None:
+    """The posted spec caches no task, nested ones (pretrain inside dsl.If) included."""
+    assert compile_cli.main(_argv(tmp_path / "cached", stub.url)) == 0
+    assert compile_cli.main(_argv(tmp_path / "fresh", stub.url, "--no-cache")) == 0
+    cached, fresh = [
+        r["body"]["pipeline_spec"]["pipeline_spec"]
+        for r in stub.requests
+        if r["method"] == "POST" and r["path"].startswith("/apis/v2beta1/runs")
+    ]
+    assert _cached(cached) == {"download-weights", "pretrain"}  # the default
+    assert _cached(fresh) == set()
+    assert len(_all_tasks(fresh)) == len(_all_tasks(cached))
+
+
+def test_no_cache_is_in_the_uploaded_package(stub: StubKFP, tmp_path: Path) -> None:
+    argv = ["--method", "aspc-da", "--out", str(tmp_path), "--upload", "--host", stub.url]
+    assert compile_cli.main([*argv, "--no-cache"]) == 0
+    (upload,) = [r for r in stub.requests if r["path"].startswith("/apis/v2beta1/pipelines/upl")]
+    spec = next(yaml.safe_load_all((tmp_path / "aspc-da.yaml").read_text()))
+    assert (tmp_path / "aspc-da.yaml").read_bytes() in upload["body"]
+    assert _cached(spec) == set() and len(_all_tasks(spec)) > 5

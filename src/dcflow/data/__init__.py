@@ -1,4 +1,4 @@
-"""Dataset loading: registry names or ``npz:PATH`` -> validated :class:`Dataset`."""
+"""Dataset loading: registry names, ``npz:PATH`` or ``s3://bucket/key.npz`` -> :class:`Dataset`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 from dcflow.config import DatasetConfig
 from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_float_images
 from dcflow.data.npz import read_npz
+from dcflow.data.remote import fetch_npz, is_remote
 from dcflow.errors import DataError
 from dcflow.registry import get_dataset_loader
 
@@ -25,7 +26,10 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     Raises:
         DataError: for any problem with the data, in one line.
     """
-    if cfg.name.startswith("npz:"):
+    if is_remote(cfg.name):
+        source = cfg.name.removeprefix("npz:")
+        x_raw, y_raw, n_train = read_npz(fetch_npz(source, cfg.sha256)[0])
+    elif cfg.name.startswith("npz:"):
         source = cfg.name[4:]
         x_raw, y_raw, n_train = read_npz(source)
     else:

@@ -31,10 +31,25 @@ def default_weights_store() -> str:
     return os.environ.get("DCFLOW_WEIGHTS_STORE") or str(Path(".dcflow/weights").resolve())
 
 
+REQUIRE_CUDA_ENV = "DCFLOW_REQUIRE_CUDA"  # set by compile.py on every task that requests GPUs
+
+
 def select_device(name: str) -> Any:
-    """``auto`` -> CUDA when available, else CPU."""
+    """``auto`` -> CUDA when available, else CPU.
+
+    Raises:
+        StageError: the task was given a GPU (``DCFLOW_REQUIRE_CUDA=1``) but torch finds no CUDA
+            (a CPU-only image, or no driver on the node): training on the CPU instead would
+            silently take hours.
+    """
     import torch
 
+    if os.environ.get(REQUIRE_CUDA_ENV) == "1" and not torch.cuda.is_available():
+        raise StageError(
+            f"this task was given a GPU but torch {torch.__version__} finds no CUDA "
+            f"(torch built for CUDA {torch.version.cuda or 'none'}): use the CUDA image "
+            "(docker/build.sh --variant cuda) on a node with the NVIDIA driver"
+        )
     if name == "cuda" and not torch.cuda.is_available():
         from dcflow.errors import ConfigError
 
@@ -86,19 +101,25 @@ def finish(
     curves: dict[str, Any] | None = None,
     skipped: bool = False,
 ) -> dict[str, Any]:
-    """Build the stage report, write it into the artifact, announce the end, return it."""
+    """Write the stage report into the artifact, announce the end, return its compact form.
+
+    The artifact's ``report.json`` holds everything, per-step ``curves`` included. The returned
+    report has no curves: it is what travels between tasks as the ``reports`` string parameter,
+    whose size must not grow with the number of epochs (KFP passes every task's inputs in one
+    argv string, which Linux caps at 128 KiB). ``evaluate`` reads the curves back from the
+    artifacts (:func:`dcflow.stages.evaluate.collect_curves`).
+    """
     ended = time.time()
     report = {
         "stage": stage,
         "seconds": round(ended - started, 3),
         "skipped": skipped,
         "metrics": {k: float(v) for k, v in metrics.items()},
-        "curves": curves or {},
         "started": started,
         "ended": ended,
     }
     if out_dir is not None:
-        art.save_json(out_dir, art.REPORT, report)
+        art.save_json(out_dir, art.REPORT, {**report, "curves": curves or {}})
     shown = " ".join(f"{k}={float(v):.4g}" for k, v in list(metrics.items())[:4])
     emit(f"done {stage} in {report['seconds']:.1f}s {shown}".rstrip())
     return report

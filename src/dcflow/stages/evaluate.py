@@ -42,6 +42,16 @@ def write_predictions(
             writer.writerow(row + ([f"{conf[i]:.6f}"] if conf is not None else []))
 
 
+def confusion_markdown(table: np.ndarray, title: str) -> str:
+    """The confusion table (clusters in Hungarian order x classes) as a Markdown table."""
+    head = "| cluster | " + " | ".join(f"class {c}" for c in range(table.shape[1])) + " |"
+    rule = "|" + " --- |" * (table.shape[1] + 1)
+    rows = [
+        f"| {i} | " + " | ".join(str(int(v)) for v in row) + " |" for i, row in enumerate(table)
+    ]
+    return "\n".join([f"### {title}", "", head, rule, *rows]) + "\n"
+
+
 def _plots(
     out: Path, y: np.ndarray | None, pred: np.ndarray, z: np.ndarray | None, title: str
 ) -> list[Path]:
@@ -53,6 +63,9 @@ def _plots(
         order = sorted(range(int(pred.max()) + 1), key=lambda p: (mapping[p] < 0, mapping[p]))
         table = contingency(y, pred)[order]
         files.append(confusion_png(table, out / art.CONFUSION_PNG, title))
+        with art.atomic_path(out / art.CONFUSION_MD) as tmp:
+            tmp.write_text(confusion_markdown(table, title))
+        files.append(out / art.CONFUSION_MD)
     if z is not None:
         files.append(embedding_png(z, y if y is not None else pred, out / art.EMBEDDING_PNG, title))
     return files
@@ -103,6 +116,43 @@ def _stage_table(reports: list[dict[str, Any]], init_metrics: dict[str, float]) 
     return stages
 
 
+def collect_curves(
+    reports: list[dict[str, Any]],
+    init_dir: str,
+    final_dir: str,
+    selection_dir: str = "",
+    weights_uri: str = "",
+) -> dict[str, dict[str, Any]]:
+    """Per-step curves of every stage, read back from where the stages left them.
+
+    Curves never travel in the ``reports`` parameter (it must not grow with the number of
+    epochs): each stage writes them into its own artifact's ``report.json``, and pretrain stores
+    them beside the weights (:func:`dcflow.storage.fetch_curves`), so a cached pretraining still
+    shows the curves of the run that trained it.
+
+    Returns:
+        ``{stage: {key: [[step, value], ...]}}`` for the stages that recorded any.
+    """
+    from dcflow.storage import fetch_curves
+
+    ran = {r["stage"] for r in reports}
+    dirs = {"cluster-init": init_dir, "confident-sample-selection": selection_dir}
+    if "refine" in ran:
+        dirs["refine"] = final_dir
+    out: dict[str, dict[str, Any]] = {}
+    for stage, directory in dirs.items():
+        path = Path(directory) / art.REPORT if directory else None
+        if stage in ran and path is not None and path.is_file():
+            curves = json.loads(path.read_text()).get("curves") or {}
+            if curves:
+                out[stage] = curves
+    if "pretrain" in ran and weights_uri:
+        curves = fetch_curves(weights_uri)
+        if curves:
+            out["pretrain"] = curves
+    return out
+
+
 @guard
 def evaluate(
     config_json: str,
@@ -114,8 +164,24 @@ def evaluate(
     experiment: str = "dcflow",
     job_id: str = "",
     started: float | None = None,
+    selection_dir: str = "",
+    weights_uri: str = "",
 ) -> dict[str, Any]:
-    """Score the final assignment, write predictions and plots, log everything to MLflow."""
+    """Score the final assignment, write predictions and plots, log everything to MLflow.
+
+    Args:
+        config_json: the run config.
+        init_dir: cluster-init artifact.
+        final_dir: the final assignment's artifact (refine, or cluster-init without refine).
+        reports: compact reports of the earlier stages (no curves).
+        out_dir: this stage's artifact.
+        tracking_uri: MLflow tracking URI ("" = the environment's or the local default).
+        experiment: MLflow experiment.
+        job_id: the KFP job name, tagged on the run.
+        started: wall-clock start of the stage.
+        selection_dir: confident-sample-selection artifact, when the method has that stage.
+        weights_uri: the pretrained weights, beside which pretrain stored its curves.
+    """
     from dcflow import tracking
 
     started = started or time.time()
@@ -126,6 +192,7 @@ def evaluate(
     art.save_json(out, art.CONFIG, json.loads(config_json))
     title = f"{cfg.method} on {cfg.dataset.name} (seed {cfg.seed})"
     metrics, init_metrics, files = score(data, init_dir, final_dir, out, title)
+    curves = collect_curves(reports, init_dir, final_dir, selection_dir, weights_uri)
     report = finish("evaluate", started, out, metrics)
     tags = {
         **cfg.tags,
@@ -142,7 +209,7 @@ def evaluate(
         tags=tags,
         params=_params(config_json),
         metrics={**metrics, **{f"init_{k}": v for k, v in init_metrics.items()}},
-        stage_reports=[*reports, report],
+        stage_reports=[{**r, "curves": curves.get(r["stage"], {})} for r in [*reports, report]],
         files=[out / art.CONFIG, *files],
     )
     if ids.get("pending"):
@@ -162,3 +229,22 @@ def evaluate(
         "predictions": str((out / art.PREDICTIONS).resolve()),
         "evaluate_dir": str(out.resolve()),
     }
+
+
+def kfp_outputs(
+    summary: dict[str, Any], out_dir: str, log_metric: Any, confusion_path: str
+) -> None:
+    """KFP-native outputs of evaluate, so that the KFP UI shows results too.
+
+    Args:
+        summary: what :func:`evaluate` returned.
+        out_dir: evaluate's artifact (holds ``confusion.md`` when there are labels).
+        log_metric: ``Output[Metrics].log_metric``.
+        confusion_path: path of the ``Output[Markdown]`` artifact.
+    """
+    for key, value in summary["metrics"].items():
+        log_metric(key, float(value))
+    source = Path(out_dir) / art.CONFUSION_MD
+    text = source.read_text() if source.is_file() else "No labels: no confusion table.\n"
+    Path(confusion_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(confusion_path).write_text(text)

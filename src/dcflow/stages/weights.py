@@ -64,7 +64,9 @@ def pretrain(
     if not local.is_file():
         raise WeightsError(f"{json.loads(config_json)['method']} pretrain wrote no {art.WEIGHTS}")
     store = WeightsStore(weights_store or default_weights_store())
-    stored = store.publish(report["weights_owner"], report["weights_key"], local)
+    stored = store.publish(
+        report["weights_owner"], report["weights_key"], local, curves=report["curves"]
+    )
     emit(f"  weights stored: {stored.uri}")
     final = finish("pretrain", started, out_dir, report["metrics"], report["curves"])
     return {"weights_uri": stored.uri, "weights_sha256": stored.sha256, "report": final}
