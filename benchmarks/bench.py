@@ -40,18 +40,18 @@ from benchmarks import loops  # noqa: E402
 from benchmarks.loops import BareLoop  # noqa: E402
 
 
-def _ctx(data: Any, out: Path, device: torch.device) -> Any:
+def _ctx(data: Any, device: torch.device) -> Any:
     from dcflow.methods.base import StageContext
     from dcflow.stages.common import without_labels
 
-    return StageContext(data=without_labels(data), inputs={}, out=out, device=device, seed=0)
+    return StageContext(data=without_labels(data), device=device, seed=0)
 
 
 def _method(method_name: str, dataset: str, data_dir: str, overrides: list[str]) -> tuple[Any, Any]:
     """The registered method built from its preset plus ``--set``-style ``overrides``, and data."""
     from dcflow.config import build_run_config
     from dcflow.data import load_dataset
-    from dcflow.registry import get_method
+    from dcflow.methods.registry import get_method
 
     cls = get_method(method_name)
     ds = {"name": dataset, **({"data_dir": str(Path(data_dir).resolve())} if data_dir else {})}
@@ -132,12 +132,11 @@ def training_loop(loop: Loop, args: argparse.Namespace, device: torch.device) ->
     loop.bare(method, data, device, 1)
     hook, bare = [], []
     for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            method.pretrain(_ctx(data, Path(tmp), device))
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            hook.append(epochs * data.n / (time.perf_counter() - started))
+        started = time.perf_counter()
+        method.pretrain(_ctx(data, device))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        hook.append(epochs * data.n / (time.perf_counter() - started))
         bare.append(loop.bare(method, data, device, epochs))
     h, b = max(hook), max(bare)
     return {"n": data.n, "epochs": epochs, "hook_samples_s": h, "bare_samples_s": b, "ratio": h / b}
@@ -186,11 +185,11 @@ def pipeline_overhead(threads: int = 0) -> dict[str, float]:
 def peak_memory(data_dir: str, device: str, threads: int = 0) -> dict[str, float]:
     """Peak RSS of one process that loads MNIST (70k) and runs one ASPC-DA pretrain epoch."""
     code = (
-        "import sys; sys.argv=['x']; import benchmarks.bench as b, torch, tempfile, pathlib;"
+        "import sys; sys.argv=['x']; import benchmarks.bench as b, torch;"
         f"torch.set_num_threads({threads}) if {threads} else None;"
         f"m, d = b._method('aspc-da', 'mnist', {data_dir!r}, ['pretrain.epochs=1']);"
-        f"dev=torch.device({device!r}); t=tempfile.TemporaryDirectory();"
-        "m.pretrain(b._ctx(d, pathlib.Path(t.name), dev)); t.cleanup();"
+        f"dev=torch.device({device!r});"
+        "m.pretrain(b._ctx(d, dev));"
         "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     started = time.perf_counter()

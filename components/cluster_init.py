@@ -16,7 +16,7 @@ def cluster_init(
     import time
 
     started = time.time()
-    from dcflow.stages.hooks import run_hook
+    from dcflow.stages.cluster_init import cluster_init as run
 
-    r = run_hook("cluster-init", config, {}, out.path, weights_uri, weights_sha256, started=started)
+    r = run(config, out.path, weights_uri, weights_sha256, started=started)
     return (json.dumps([*json.loads(reports), r]),)

@@ -16,8 +16,7 @@ def confident_sample_selection(
     import time
 
     started = time.time()
-    from dcflow.stages.hooks import run_hook
+    from dcflow.stages.confident_sample_selection import confident_sample_selection as run
 
-    inputs = {"cluster-init": init.path}
-    r = run_hook("confident-sample-selection", config, inputs, out.path, started=started)
+    r = run(config, init.path, out.path, started=started)
     return (json.dumps([*json.loads(reports), r]),)

@@ -15,7 +15,7 @@ def download_weights(config: str, weights_store: str) -> NamedTuple(
     import time
 
     started = time.time()
-    from dcflow.stages.weights import download_weights as run
+    from dcflow.stages.download_weights import download_weights as run
 
     r = run(config, weights_store, started=started)
     return (r["found"], r["weights_uri"], r["weights_sha256"], json.dumps([r["report"]]))

@@ -16,7 +16,7 @@ def pretrain(config: str, weights_store: str, reports: str, out: Output[Artifact
     import time
 
     started = time.time()
-    from dcflow.stages.weights import pretrain as run
+    from dcflow.stages.pretrain import pretrain as run
 
     r = run(config, weights_store, out.path, started=started)
     return (r["weights_uri"], r["weights_sha256"], json.dumps([*json.loads(reports), r["report"]]))

@@ -22,10 +22,8 @@ def refine(
     import time
 
     started = time.time()
-    from dcflow.stages.hooks import run_hook
+    from dcflow.stages.refine import refine as run
 
-    inputs = {"cluster-init": init.path}
-    if selection is not None:  # methods without a selection stage (ProPos, HaDis)
-        inputs["confident-sample-selection"] = selection.path
-    r = run_hook("refine", config, inputs, out.path, weights_uri, weights_sha256, started=started)
+    chosen = selection.path if selection is not None else ""  # none: ProPos, HaDis
+    r = run(config, init.path, out.path, chosen, weights_uri, weights_sha256, started=started)
     return (json.dumps([*json.loads(reports), r]),)

@@ -15,7 +15,7 @@ def verify_weights(weights_uri: str, weights_sha256: str, reports: str) -> Named
     import time
 
     started = time.time()
-    from dcflow.stages.weights import verify_cached
+    from dcflow.stages.pretrain import verify_cached
 
     r = verify_cached(weights_uri, weights_sha256, started=started)
     return (weights_uri, weights_sha256, json.dumps([*json.loads(reports), r]))

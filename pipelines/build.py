@@ -100,7 +100,7 @@ def build(
         default_config: run config JSON used when the pipeline is started without one.
         settings: per-stage cluster settings (default :class:`ClusterSettings`).
     """
-    from dcflow.registry import get_method
+    from dcflow.methods.registry import get_method
 
     cls = get_method(method)
     check_layout(cls.stages)

@@ -26,7 +26,7 @@ def cell_configs(
     from dcflow.compare.plan import Plan
     from dcflow.compare.runner import scoped_overrides
     from dcflow.config import build_run_config
-    from dcflow.registry import get_method
+    from dcflow.methods.registry import get_method
 
     plan = Plan(methods, datasets, seeds, data_dir, list(overrides or []))
     cells = []

@@ -48,7 +48,7 @@ def compile_method(
     from dcflow_pipelines.build import build
 
     from dcflow.config import build_run_config
-    from dcflow.registry import get_method
+    from dcflow.methods.registry import get_method
 
     cfg = build_run_config(method, get_method(method).Config, {"name": "digits"})
     pipeline = build(method, gpus=gpus, default_config=cfg.to_json(), settings=settings)
@@ -60,7 +60,7 @@ def compile_comparison(args: argparse.Namespace, settings: Any) -> Path:
     from dcflow_pipelines.compare_pipeline import build_comparison, cell_configs
 
     from dcflow.compare.plan import Plan, parse_list, parse_seeds
-    from dcflow.registry import method_names
+    from dcflow.methods.registry import method_names
 
     methods = method_names() if args.compare == "all" else parse_list(args.compare, "compare")
     plan = Plan(methods, parse_list(args.datasets, "datasets"), parse_seeds(args.seeds))
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     from dcflow_pipelines import submit
 
     from dcflow.errors import DcflowError
-    from dcflow.registry import method_names
+    from dcflow.methods.registry import method_names
 
     parser = _parser(IMAGE)
     args = parser.parse_args(argv)

@@ -7,9 +7,9 @@ import torch
 
 from dcflow.config import build_run_config, config_dir
 from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
+from dcflow.methods.registry import get_method
 from dcflow.models.cc_backbones import build_cc_network
 from dcflow.models.cc_resnet import ResNet
-from dcflow.registry import get_method
 from dcflow.transforms.cc_views import ViewAugment, gaussian_blur, gray, resize, rotate_hue
 
 DATASETS = ["digits", "usps", "mnist", "fashion-mnist", "cifar10", "imagenet-dogs"]

@@ -15,7 +15,7 @@ from dcflow.config import (
     preset_path,
 )
 from dcflow.errors import ConfigError
-from dcflow.registry import get_method
+from dcflow.methods.registry import get_method
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import pytest
 from dcflow.config import DatasetConfig
 from dcflow.data import load_dataset
 from dcflow.errors import ConfigError, DataError
-
-USPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "usps.npz"
 
 WriteNpz = Callable[..., Path]
 
@@ -208,12 +205,17 @@ def test_data_dir_that_does_not_exist(tmp_path: Path) -> None:
         load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path / "nope")))
 
 
-@pytest.mark.skipif(not USPS.is_file(), reason="shared/data/usps.npz not present")
 def test_usps_from_data_dir(tmp_path: Path) -> None:
-    shutil.copyfile(USPS, tmp_path / "usps.npz")
+    """A file in the format of ``shared/data/usps.npz`` (written here, so the test always runs)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 16, 16), dtype=np.uint8)
+    y = np.tile(np.arange(10), 12)
+    np.savez(tmp_path / "usps.npz", x=x, y=y, n_train=np.int64(90))
     ds = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path)))
-    assert ds.x.shape == (9298, 1, 16, 16) and ds.x.dtype == np.float32
+    assert ds.x.shape == (120, 1, 16, 16) and ds.x.dtype == np.float32
     assert ds.n_clusters == 10
-    assert 0.0 <= ds.x.min() and ds.x.max() <= 1.0
+    np.testing.assert_array_equal(ds.x[:, 0], x / np.float32(255.0))
     train = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path), split="train"))
-    assert train.n == 7291
+    test = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path), split="test"))
+    assert (train.n, test.n) == (90, 30)
+    np.testing.assert_array_equal(test.index, np.arange(90, 120))

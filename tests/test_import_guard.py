@@ -88,3 +88,52 @@ def test_components_and_pipelines_use_no_service_client() -> None:
     assert any(p.name == "submit.py" for p in shipped)
     for path in shipped:
         assert not {"boto3", "botocore", "mlflow"} & _imported_roots(path), path.name
+
+
+def test_the_kfp_layer_is_imported_at_one_entry_point_only() -> None:
+    """``dcflow run`` reaches the pipelines through cli.py; no other library module may."""
+    users = sorted(
+        p.relative_to(SRC).as_posix()
+        for p in SOURCES
+        if {"dcflow_pipelines", "dcflow_components"} & _imported_roots(p)
+    )
+    assert users == ["cli.py"]
+
+
+def _module_level_imports() -> dict[str, set[str]]:
+    """dcflow module -> the dcflow modules it imports at module level (TYPE_CHECKING aside)."""
+    names = {}
+    for p in SOURCES:
+        rel = p.relative_to(SRC.parent).with_suffix("")
+        names[".".join(rel.parts).removesuffix(".__init__")] = p
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        found: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    found |= {full} if full in names else {node.module} & set(names)
+        graph[name] = found
+    return graph
+
+
+def test_no_import_cycle_inside_the_library() -> None:
+    graph = _module_level_imports()
+    assert "dcflow.stages.runner" in graph and graph["dcflow.stages.runner"]
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), list(graph[start])
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(graph[node])
+        return False
+
+    cycles = sorted(m for m in graph if reaches(m, m))
+    assert cycles == []

@@ -144,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_config(args: argparse.Namespace) -> Any:
     from dcflow.config import build_run_config
+    from dcflow.data.registry import get_dataset_loader
     from dcflow.data.remote import fetch_npz, is_remote
-    from dcflow.registry import get_dataset_loader, get_method
+    from dcflow.methods.registry import get_method
 
     dataset: dict[str, Any] = {"name": args.dataset}
     if args.data_dir:
@@ -196,7 +197,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods() -> int:
-    from dcflow.registry import get_method, method_names
+    from dcflow.methods.registry import get_method, method_names
 
     for name in method_names():
         cls = get_method(name)
@@ -205,7 +206,7 @@ def _cmd_methods() -> int:
 
 
 def _cmd_datasets() -> int:
-    from dcflow.registry import dataset_descriptions
+    from dcflow.data.registry import dataset_descriptions
 
     for name, desc in dataset_descriptions().items():
         print(f"{name:14s} {desc}")

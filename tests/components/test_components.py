@@ -14,7 +14,7 @@ import pytest
 from dcflow import artifacts as art
 from dcflow.config import build_run_config
 from dcflow.errors import WeightsError
-from dcflow.registry import get_method
+from dcflow.methods.registry import get_method
 from dcflow.storage import sha256_file
 
 pytestmark = pytest.mark.usefixtures("isolated_env")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "dcflow"
 KUBE = "1.30.0"
-sys.path.insert(0, str(ROOT / "pipelines"))
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is in the test extra")
 kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is in the test extra")
@@ -146,8 +144,8 @@ def test_custom_values_reach_config_and_upload_job() -> None:
 
 def test_upload_job_arguments_are_accepted_by_compile() -> None:
     """The Job's command line parses with compile.py's own parser (no drift between the two)."""
-    import compile as compile_cli
     from dcflow_components._base import IMAGE
+    from dcflow_pipelines import compile as compile_cli
 
     command = command_of(by_kind(render(CUSTOM), "Job")["dcflow-upload"])
     assert command[:3] == ["python", "-m", "dcflow_pipelines.compile"]
@@ -272,8 +270,10 @@ def test_existing_secret_is_the_one_name_everywhere() -> None:
     assert "--s3-secret my-secret" in line and "--config-map my-config" in line
     assert "--pipeline-root s3://dcflow/runs" in line
     assert "kfp-launcher" in text
-    import compile as compile_cli  # the printed command parses with compile.py's own parser
     from dcflow_components._base import IMAGE
+    from dcflow_pipelines import (
+        compile as compile_cli,  # the printed command parses with compile.py's own parser
+    )
 
     argv = line.split()[line.split().index("pipelines/compile.py") + 1 :]
     settings = compile_cli.settings_from_args(compile_cli._parser(IMAGE).parse_args(argv))

@@ -10,8 +10,9 @@ import torch
 from dcflow import artifacts as art
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
+from dcflow.handoff import ClusterInitOut, SelectionOut
 from dcflow.methods.base import Method, StageContext
-from dcflow.registry import get_method
+from dcflow.methods.registry import get_method
 from dcflow.stages.common import seed_everything, without_labels
 
 TINY = [
@@ -55,31 +56,46 @@ def cli_args(method: str) -> list[str]:
     return args
 
 
-def ctx(data: Dataset, root: Path, stage: str, seed: int = 0, **kw: Any) -> StageContext:
-    """Context of ``stage`` writing into ``root/stage`` and reading every other stage dir."""
-    out = root / stage
-    out.mkdir(parents=True, exist_ok=True)
-    inputs = {s: root / s for s in ("cluster-init", "confident-sample-selection")}
-    return StageContext(
-        data=data, inputs=inputs, out=out, device=torch.device("cpu"), seed=seed, **kw
-    )
+def ctx(data: Dataset, seed: int = 0, **kw: Any) -> StageContext:
+    """A CPU stage context over ``data`` (``weights=`` and ``curves=`` pass through)."""
+    return StageContext(data=data, device=torch.device("cpu"), seed=seed, **kw)
 
 
-def run_chain(cfg: RunConfig, root: Path, seed: int = 0) -> tuple[Method, Dataset, dict]:
-    """All hooks of the method in order, as the pipeline runs them (fresh seeding per stage)."""
+def run_chain(cfg: RunConfig, root: Path, seed: int = 0) -> tuple[Method, Dataset, dict[str, Any]]:
+    """All hooks of the method in order, as the stage files run them.
+
+    Each stage is freshly seeded; its typed output is saved into ``root/<stage>`` and the next
+    hooks get what the stage files would load back from there.
+
+    Returns:
+        The method, the dataset (with labels) and the typed output of every stage that ran.
+    """
     method = get_method(cfg.method)(cfg)
     data = load_dataset(cfg.dataset)
     blind = without_labels(data)
-    metrics: dict[str, dict[str, float]] = {}
-    hooks = {
-        "pretrain": method.pretrain,
-        "cluster-init": method.cluster_init,
-        "confident-sample-selection": method.select,
-        "refine": method.refine,
-    }
     weights = root / "pretrain" / art.WEIGHTS
+    outs: dict[str, Any] = {}
+    init: ClusterInitOut | None = None
+    selection: SelectionOut | None = None
     for stage in method.stages:
-        if stage in hooks:
-            seed_everything(seed, 1)
-            metrics[stage] = hooks[stage](ctx(blind, root, stage, seed, weights=weights))
-    return method, data, metrics
+        seed_everything(seed, 1)
+        c = ctx(blind, seed, weights=weights)
+        if stage == "pretrain":
+            out: Any = method.pretrain(c)
+        elif stage == "cluster-init":
+            out = method.cluster_init(c)
+        elif stage == "confident-sample-selection":
+            assert init is not None
+            out = method.select(c, init)
+        elif stage == "refine":
+            assert init is not None
+            out = method.refine(c, init, selection)
+        else:
+            continue
+        out.save(root / stage)
+        outs[stage] = out
+        if stage == "cluster-init":
+            init = ClusterInitOut.load(root / stage)
+        elif stage == "confident-sample-selection":
+            selection = SelectionOut.load(root / stage)
+    return method, data, outs

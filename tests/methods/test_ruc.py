@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from _ruc_family import cli_args, config, ctx, run_chain
 
-from dcflow import artifacts as art
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.data import load_dataset
-from dcflow.registry import get_method
+from dcflow.errors import StageError
+from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
+from dcflow.methods.registry import get_method
 from dcflow.stages.common import without_labels
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -22,58 +23,89 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, np.ndarray]:
     root = tmp_path_factory.mktemp("ruc")
     cfg = config("ruc", ["ruc.tau2=0.2"])  # low enough that refurbishing happens in 2 epochs
-    _, data, metrics = run_chain(cfg, root)
+    _, data, outs = run_chain(cfg, root)
     assert data.y is not None
-    return root, metrics, data.y
+    return root, outs, data.y
+
+
+def test_cluster_init_hands_on_projections_and_the_self_labelled_model(
+    chain: tuple[Path, dict, np.ndarray],
+) -> None:
+    root, outs, _ = chain
+    init = ClusterInitOut.load(root / "cluster-init")
+    assert init.embeddings.shape == (300, 64)  # SimCLR projections (RUC's e_model space)
+    assert np.allclose(np.linalg.norm(init.embeddings, axis=1), 1, atol=1e-5)
+    assert init.neighbors.shape == (300, 11) and init.model["cluster_head.0.weight"].shape[0] == 10
+    assert (init.labels == init.proba.argmax(1)).all()
+    metrics = outs["cluster-init"].metrics
+    assert 0 < metrics["scan_mean_confidence"] <= 1 and "selflabel_fallback" in metrics
 
 
 def test_selection_artifact(chain: tuple[Path, dict, np.ndarray]) -> None:
-    root, metrics, y = chain
-    sel = art.load_npz(root / "confident-sample-selection", art.SELECTED)
+    root, outs, y = chain
+    sel = SelectionOut.load(root / "confident-sample-selection").selected
     clean, conf, metric = sel["clean"], sel["conf_mask"], sel["metric_mask"]
     assert clean.dtype == bool and clean.shape == (300,)
+    assert conf.dtype == bool and metric.dtype == bool
+    assert sel["knn_label"].dtype == np.int64 and sel["confidence"].dtype == np.float32
+    assert sel["threshold"].dtype == np.float32 and sel["t"].dtype == np.int64
+    assert (sel.indices == np.flatnonzero(clean)).all() and sel.indices.dtype == np.int64
+    assert (sel["weights"] == clean.astype(np.float32)).all()
     assert (clean == (conf & metric)).all()
     assert (conf == (sel["confidence"] >= 0.5)).all()  # tau1 of the tiny settings
-    assert metrics["confident-sample-selection"]["n_clean"] == clean.sum()
-    init = art.load_npy(root / "cluster-init", art.LABELS)
-    assert (sel["pseudo_labels"] == init).all()  # raw cluster ids, no renaming
+    assert outs["confident-sample-selection"].metrics["n_clean"] == clean.sum()
+    init = ClusterInitOut.load(root / "cluster-init")
+    assert (sel["pseudo_labels"] == init.labels).all()  # raw cluster ids, no renaming
     pseudo = sel["pseudo_labels"]
     if 0 < clean.sum() < 300:  # the clean set is purer than the pool (oracle, test only)
         assert cluster_acc(y[clean], pseudo[clean]) >= cluster_acc(y, pseudo) - 0.02
 
 
 def test_refine_invariants(chain: tuple[Path, dict, np.ndarray]) -> None:
-    root, metrics, _ = chain
-    start = art.load_npz(root / "confident-sample-selection", art.SELECTED)
-    final = art.load_npz(root / "refine", art.SELECTED)
+    root, outs, _ = chain
+    start = SelectionOut.load(root / "confident-sample-selection").selected
+    refined = RefineOut.load(root / "refine")
+    assert refined.selected is not None and refined.history is not None
+    final = refined.selected
+    assert final["clean"].dtype == bool and final["t"] == 3
+    assert (final.indices == np.flatnonzero(final["clean"])).all()
     assert (final["clean"] >= start["clean"]).all()  # the clean set never shrinks
     refurbished = final["clean"] & ~start["clean"]
     changed = final["pseudo_labels"] != start["pseudo_labels"]
     assert not (changed & ~refurbished).any()  # labels move only on refurbished samples
-    assert metrics["refine"]["refurbished"] == refurbished.sum() > 0
-    history = [
-        json.loads(line) for line in (root / "refine" / art.HISTORY).read_text().splitlines()
-    ]
+    assert outs["refine"].metrics["refurbished"] == refurbished.sum() > 0
+    history = refined.history
+    assert history == outs["refine"].history and len(history) == 3
     fractions = [row["clean_fraction"] for row in history]
     assert fractions == sorted(fractions)
-    proba = art.load_npy(root / "refine", art.PROBA)
-    labels = art.load_npy(root / "refine", art.LABELS)
+    proba, labels = refined.proba, refined.labels
     assert proba.shape == (300, 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
     assert labels.dtype == np.int64 and labels.min() >= 0 and labels.max() < 10
     assert np.isfinite([v for row in history for v in row.values()]).all()
+    prefixes = {k.split(".", 1)[0] for k in refined.model}
+    assert prefixes == {"net1", "net2"}  # both co-trained networks in one state dict
+    assert "net2.cluster_head.0.weight" in refined.model
 
 
-def test_selection_is_deterministic(chain: tuple[Path, dict, np.ndarray], tmp_path: Path) -> None:
+def test_selection_is_deterministic(chain: tuple[Path, dict, np.ndarray]) -> None:
     root, _, _ = chain
     cfg = config("ruc")
     method = get_method("ruc")(cfg)
     data = without_labels(load_dataset(cfg.dataset))
-    c = ctx(data, tmp_path, "confident-sample-selection")
-    c.inputs["cluster-init"] = root / "cluster-init"
-    method.select(c)
-    a = art.load_npz(root / "confident-sample-selection", art.SELECTED)
-    b = art.load_npz(tmp_path / "confident-sample-selection", art.SELECTED)
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    again = method.select(ctx(data), ClusterInitOut.load(root / "cluster-init")).selected
+    saved = SelectionOut.load(root / "confident-sample-selection").selected
+    assert np.array_equal(again.indices, saved.indices)
+    assert again.extras.keys() == saved.extras.keys()
+    assert all(np.array_equal(again[k], saved[k]) for k in saved.extras)
+    assert all(np.asarray(again[k]).dtype == saved[k].dtype for k in saved.extras)
+
+
+def test_refine_needs_the_selection(chain: tuple[Path, dict, np.ndarray]) -> None:
+    root, _, _ = chain
+    cfg = config("ruc")
+    data = without_labels(load_dataset(cfg.dataset))
+    with pytest.raises(StageError, match="selection"):
+        get_method("ruc")(cfg).refine(ctx(data), ClusterInitOut.load(root / "cluster-init"), None)
 
 
 def test_scan_and_ruc_presets_share_the_simclr_cache_key() -> None:

@@ -8,16 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ruc_family import cli_args, config, preset, run_chain
+from _ruc_family import cli_args, config, ctx, preset, run_chain
 
 from dcflow import artifacts as art
 from dcflow.cli import main
 from dcflow.config import build_run_config
 from dcflow.data import load_dataset
+from dcflow.errors import WeightsError
+from dcflow.handoff import ClusterInitOut, RefineOut
+from dcflow.methods.registry import get_method
 from dcflow.models.cluster import ModelConfig, build_model
 from dcflow.models.state import load_state
 from dcflow.progress import Curves
-from dcflow.registry import get_method
+from dcflow.stages.common import without_labels
 from dcflow.train import scan as scan_train_mod
 from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
@@ -30,42 +33,62 @@ pytestmark = pytest.mark.usefixtures("isolated_env")
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("scan")
-    _, _, metrics = run_chain(config("scan"), root)
-    return root, metrics
+    _, _, outs = run_chain(config("scan"), root)
+    return root, outs
 
 
 def test_artifacts_contract(chain: tuple[Path, dict]) -> None:
-    root, metrics = chain
-    nbrs = art.load_npy(root / "cluster-init", art.NEIGHBORS)
+    root, outs = chain
+    init = ClusterInitOut.load(root / "cluster-init")
+    nbrs = init.neighbors
     assert nbrs.shape == (300, 11) and nbrs.dtype == np.int64
     assert (nbrs[:, 0] == np.arange(300)).all()
-    for stage in ("cluster-init", "refine"):
-        proba = art.load_npy(root / stage, art.PROBA)
-        labels = art.load_npy(root / stage, art.LABELS)
+    assert init.fragment_groups is None  # no over-clustering: no fragment_groups.npy
+    refined = RefineOut.load(root / "refine")
+    for stage, out in (("cluster-init", init), ("refine", refined)):
+        proba, labels = out.proba, out.labels
         assert proba.shape == (300, 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
         assert labels.dtype == np.int64 and (labels == proba.argmax(1)).all()
-        assert art.load_npy(root / stage, art.EMBEDDINGS).shape[0] == 300
-        state = load_state(root / stage / art.MODEL)
-        assert {k for k in state if k.startswith("cluster_head.")} == {
+        assert out.embeddings.shape[0] == 300
+        assert {k for k in out.model if k.startswith("cluster_head.")} == {
             "cluster_head.0.weight",
             "cluster_head.0.bias",
         }
-        assert 0 < metrics[stage]["mean_confidence"] <= 1
-    assert metrics["cluster-init"]["scan_best_head"] in (0.0, 1.0)
+        returned = outs[stage]  # what the hook returned is what the stage saved
+        assert torch.equal(returned.labels.cpu(), torch.from_numpy(labels))
+        assert all(torch.equal(v, out.model[k]) for k, v in returned.model.items())
+        assert out.metrics == {} and 0 < returned.metrics["mean_confidence"] <= 1
+    assert outs["cluster-init"].metrics["scan_best_head"] in (0.0, 1.0)
     weights = load_state(root / "pretrain" / art.WEIGHTS)
     assert "contrastive_head.0.weight" in weights and "mean" in weights
+    assert outs["pretrain"].weights.keys() == weights.keys()
+
+
+def test_refine_rejects_a_cluster_init_model_that_does_not_fit(chain: tuple[Path, dict]) -> None:
+    root, _ = chain
+    method = get_method("scan")(config("scan"))
+    data = without_labels(load_dataset(config("scan").dataset))
+    init = ClusterInitOut.load(root / "cluster-init")
+    init.model = {k: v for k, v in init.model.items() if "cluster_head" not in k}
+    with pytest.raises(WeightsError, match="does not fit"):
+        method.refine(ctx(data), init, None)
+    init.model = None
+    with pytest.raises(WeightsError, match="cluster-init model"):
+        method.refine(ctx(data), init, None)
 
 
 def test_overcluster_trains_more_clusters_and_hands_on_a_k_way_model(tmp_path: Path) -> None:
-    _, _, metrics = run_chain(config("scan", ["scan.overcluster=2"]), tmp_path)
-    groups = art.load_npy(tmp_path / "cluster-init", art.FRAGMENT_GROUPS)
-    assert groups.shape == (20,) and set(groups.tolist()) <= set(range(10))
-    assert metrics["cluster-init"]["overcluster_fragments"] == 20.0
-    assert 0.5 < metrics["cluster-init"]["overcluster_head_agreement"] <= 1.0
-    for stage in ("cluster-init", "refine"):
-        assert art.load_npy(tmp_path / stage, art.PROBA).shape == (300, 10)
-        state = load_state(tmp_path / stage / art.MODEL)
-        assert state["cluster_head.0.weight"].shape[0] == 10
+    _, _, outs = run_chain(config("scan", ["scan.overcluster=2"]), tmp_path)
+    init = ClusterInitOut.load(tmp_path / "cluster-init")
+    groups = init.fragment_groups
+    assert groups.shape == (20,) and groups.dtype == np.int64
+    assert set(groups.tolist()) <= set(range(10))
+    metrics = outs["cluster-init"].metrics
+    assert metrics["overcluster_fragments"] == 20.0
+    assert 0.5 < metrics["overcluster_head_agreement"] <= 1.0
+    for out in (init, RefineOut.load(tmp_path / "refine")):
+        assert out.proba.shape == (300, 10)
+        assert out.model["cluster_head.0.weight"].shape[0] == 10
 
 
 def test_model_selection_keeps_the_argmin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -117,8 +140,8 @@ def test_gpu_presets_build_and_run_a_few_steps(name: str, tmp_path: Path) -> Non
         use_preset=False,
     )
     assert cfg.params["model"]["backbone"] == "resnet18"
-    method, _, metrics = run_chain(cfg, tmp_path)
-    assert np.isfinite(metrics["refine"]["mean_confidence"])
+    method, _, outs = run_chain(cfg, tmp_path)
+    assert np.isfinite(outs["refine"].metrics["mean_confidence"])
     full = build_model(method.cfg.model.model_copy(update={"width": 64}), (3, 32, 32), k, 1)
     assert full(torch.rand(2, 3, 32, 32)).shape == (1, 2, k)
     assert full.feat_dim == 512

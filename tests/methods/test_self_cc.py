@@ -17,7 +17,8 @@ from dcflow.cli import main
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.errors import StageError
+from dcflow.errors import StageError, WeightsError
+from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
 from dcflow.losses.self_cc import (
     log_membership,
     mixmatch_loss,
@@ -30,7 +31,7 @@ from dcflow.losses.self_cc import (
 from dcflow.methods.base import StageContext
 from dcflow.methods.self_cc import SelfCC
 from dcflow.methods.self_cc_config import RTDSConfig
-from dcflow.methods.self_cc_refine import make_views
+from dcflow.methods.self_cc_refine import load_module, make_views
 from dcflow.methods.self_cc_rtds import run_rtds
 from dcflow.models.self_cc import ClusteringModule
 from dcflow.selection.self_cc import (
@@ -293,6 +294,9 @@ class Run:
     dirs: dict[str, Path]
     metrics: dict[str, dict[str, float]]
     data: Dataset
+    init: ClusterInitOut
+    selection: SelectionOut
+    refined: RefineOut
 
 
 def _config(extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -301,25 +305,29 @@ def _config(extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
     )
 
 
-def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
-    out.mkdir(parents=True, exist_ok=True)
-    return StageContext(
-        data=data, inputs=kw.pop("inputs", {}), out=out, device=torch.device("cpu"), seed=0, **kw
-    )
+def _ctx(data: Dataset, **kw: Any) -> StageContext:
+    return StageContext(data=data, device=torch.device("cpu"), seed=0, **kw)
 
 
 def run_chain(root: Path, extra: list[str] | tuple[str, ...] = ()) -> Run:
+    """The hooks in stage order; each output saved and loaded back, as the stage files do."""
     method = SelfCC(_config(extra))
     data = without_labels(load_dataset(_config(extra).dataset))
     d = {s: root / s for s in ("pretrain", "cluster-init", "select", "refine")}
     w = d["pretrain"] / art.WEIGHTS
-    m = {"pretrain": method.pretrain(_ctx(data, d["pretrain"]))}
-    m["cluster-init"] = method.cluster_init(_ctx(data, d["cluster-init"], weights=w))
-    inputs = {"cluster-init": d["cluster-init"]}
-    m["select"] = method.select(_ctx(data, d["select"], inputs=inputs))
-    inputs["confident-sample-selection"] = d["select"]
-    m["refine"] = method.refine(_ctx(data, d["refine"], inputs=inputs, weights=w))
-    return Run(d, m, data)
+    pre = method.pretrain(_ctx(data))
+    pre.save(d["pretrain"])
+    out = method.cluster_init(_ctx(data, weights=w))
+    out.save(d["cluster-init"])
+    init = ClusterInitOut.load(d["cluster-init"])
+    sel = method.select(_ctx(data), init)
+    sel.save(d["select"])
+    selection = SelectionOut.load(d["select"])
+    refined = method.refine(_ctx(data, weights=w), init, selection)
+    refined.save(d["refine"])
+    m = {"pretrain": pre.metrics, "cluster-init": out.metrics}
+    m |= {"select": sel.metrics, "refine": refined.metrics}
+    return Run(d, m, data, init, selection, refined)
 
 
 @pytest.fixture(scope="module")
@@ -334,6 +342,7 @@ def test_cluster_init_artifacts(chain: Run) -> None:
     assert np.allclose(u.sum(1), 1.0, atol=1e-5)
     assert art.load_npy(d, art.CENTERS).shape == (10, 10)
     assert np.array_equal(art.load_npy(d, art.LABELS), u.argmax(1))
+    assert chain.init.fine_labels is None and chain.init.model is None  # cluster.over = 1
 
 
 def test_selection_artifact(chain: Run) -> None:
@@ -370,6 +379,30 @@ def test_refine_artifacts(chain: Run) -> None:
     history = [json.loads(line) for line in (d / art.HISTORY).read_text().splitlines()]
     assert [h["t"] for h in history] == [0, 1] and all("sigma" in h for h in history)
     assert chain.metrics["refine"]["n_outer"] == 2
+    assert div["indices"].dtype == np.int64 and div["labelled_h2"].dtype == np.bool_
+    assert sel["eta"].dtype == np.float64 and sel["t"].dtype == np.int64
+    module = torch.load(d / art.MODEL, weights_only=True)
+    assert np.array_equal(module["centers"].numpy(), art.load_npy(d, art.CENTERS))
+    assert torch.equal(chain.refined.labels, torch.from_numpy(art.load_npy(d, art.LABELS)))
+
+
+def test_refine_without_a_selection_stage_recomputes_it(chain: Run, tmp_path: Path) -> None:
+    """A layout without confident-sample-selection: refine selects at eta_0 itself, same result."""
+    alone = SelfCC(_config()).refine(
+        _ctx(chain.data, weights=chain.dirs["pretrain"] / art.WEIGHTS), chain.init, None
+    )
+    assert torch.equal(alone.labels, chain.refined.labels)
+    assert alone.selected is not None and chain.refined.selected is not None
+    for k in ("indices", "pseudo_labels", "t", "eta"):
+        assert np.array_equal(alone.selected[k], chain.refined.selected[k])
+
+
+def test_selection_with_another_eta_is_refused(chain: Run) -> None:
+    stale = SelectionOut.load(chain.dirs["select"])
+    stale.selected.extras["eta"] = np.float64(0.7)
+    ctx = _ctx(chain.data, weights=chain.dirs["pretrain"] / art.WEIGHTS)
+    with pytest.raises(StageError, match="selection artifact has eta 0.7"):
+        SelfCC(_config()).refine(ctx, chain.init, stale)
 
 
 def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
@@ -392,11 +425,10 @@ def test_agreement_stop_ends_the_loop(tmp_path: Path) -> None:
 def test_empty_schedule_is_a_clear_error(tmp_path: Path) -> None:
     method = SelfCC(_config(["selection.eta0=1.0"]))
     data = without_labels(load_dataset(_config().dataset))
-    init = tmp_path / "init"
-    init.mkdir()
-    art.save_npy(init, art.MEMBERSHIP, np.full((300, 10), 0.1, np.float32))
+    u = np.full((300, 10), 0.1, np.float32)
+    init = ClusterInitOut(np.zeros(300, np.int64), membership=u)
     with pytest.raises(StageError, match="schedule is empty"):
-        method.select(_ctx(data, tmp_path / "s", inputs={"cluster-init": init}))
+        method.select(_ctx(data), init)
 
 
 def test_overclustered_start_carries_the_merge_into_refine(tmp_path: Path) -> None:
@@ -416,17 +448,20 @@ def test_overclustered_start_carries_the_merge_into_refine(tmp_path: Path) -> No
     pretrained = torch.load(run.dirs["pretrain"] / art.WEIGHTS, weights_only=True)
     key = next(k for k in module if k.startswith("encoder"))
     assert not torch.equal(module[key], pretrained[key])
+    assert run.init.model is not None and run.init.model.keys() == module.keys()
     method = SelfCC(_config(over))
-    ctx = _ctx(
-        run.data,
-        tmp_path / "m",
-        inputs={"cluster-init": d},
-        weights=run.dirs["pretrain"] / art.WEIGHTS,
-    )
+    ctx = _ctx(run.data, weights=run.dirs["pretrain"] / art.WEIGHTS)
     assert torch.equal(
-        method._module(ctx).encoder.state_dict()[key.removeprefix("encoder.")], module[key]
+        method._module(ctx, run.init).encoder.state_dict()[key.removeprefix("encoder.")],
+        module[key],
     )
     assert run.metrics["refine"]["n_outer"] == 2
+    # without the fitted module, or with one that does not fit: one-line WeightsError
+    bare = ClusterInitOut(run.init.labels, centers=run.init.centers)
+    with pytest.raises(WeightsError, match="no fitted clustering module"):
+        method._module(ctx, bare)
+    with pytest.raises(WeightsError, match="does not fit the clustering module"):
+        load_module(method._module(ctx, run.init), {"centers": torch.zeros(3, 2)})
 
 
 def test_an_empty_merged_cluster_is_a_clear_error(
@@ -446,8 +481,10 @@ def test_augmented_pretrain_recipe_changes_the_weights(tmp_path: Path) -> None:
         ("plain", []),
         ("aug", ["pretrain.augment=true", "pretrain.views.stroke=0.5"]),
     ]:
-        m = SelfCC(_config(extra)).pretrain(_ctx(data, tmp_path / name))
+        out = SelfCC(_config(extra)).pretrain(_ctx(data))
+        m = out.metrics
         assert m["loss_last"] < m["loss_first"] and math.isfinite(m["loss_last"])
+        out.save(tmp_path / name)
         weights[name] = torch.load(tmp_path / name / art.WEIGHTS, weights_only=True)
     a, b = weights["plain"], weights["aug"]
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)

@@ -15,10 +15,11 @@ from dcflow import artifacts as art
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
 from dcflow.errors import ConfigError, WeightsError
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut
 from dcflow.methods.base import StageContext
+from dcflow.methods.registry import get_method
 from dcflow.methods.uldc import ULDC
 from dcflow.models import load_state
-from dcflow.registry import get_method
 from dcflow.stages.common import weights_key, without_labels
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -49,29 +50,39 @@ def _config(method: str, extra: list[str] | tuple[str, ...] = ()) -> RunConfig:
     return build_run_config(method, cls.Config, DATASET, overrides=over, use_preset=False)
 
 
-def _ctx(data: Dataset, out: Path, **kw: Any) -> StageContext:
-    out.mkdir(parents=True, exist_ok=True)
-    return StageContext(
-        data=data, inputs=kw.pop("inputs", {}), out=out, device=torch.device("cpu"), seed=0, **kw
-    )
+def _ctx(data: Dataset, **kw: Any) -> StageContext:
+    return StageContext(data=data, device=torch.device("cpu"), seed=0, **kw)
 
 
 @dataclass
 class Run:
     dirs: dict[str, Path]
-    metrics: dict[str, dict[str, float]]
+    pretrain: PretrainOut
+    init: ClusterInitOut
+    refine: RefineOut
 
 
 def run_chain(root: Path, extra: list[str] | tuple[str, ...] = ()) -> Run:
+    """Call the hooks as the stage files do: save each output, load it back for the next hook."""
     method = ULDC(_config("uldc", extra))
     data = without_labels(load_dataset(method.run.dataset))
     d = {s: root / s for s in ("pretrain", "cluster-init", "refine")}
-    m = {"pretrain": method.pretrain(_ctx(data, d["pretrain"]))}
+    pre = method.pretrain(_ctx(data))
+    pre.save(d["pretrain"])
     w = d["pretrain"] / art.WEIGHTS
-    m["cluster-init"] = method.cluster_init(_ctx(data, d["cluster-init"], weights=w))
-    inputs = {"cluster-init": d["cluster-init"]}
-    m["refine"] = method.refine(_ctx(data, d["refine"], weights=w, inputs=inputs))
-    return Run(d, m)
+    init = method.cluster_init(_ctx(data, weights=w))
+    init.save(d["cluster-init"])
+    ref = method.refine(_ctx(data, weights=w), ClusterInitOut.load(d["cluster-init"]), None)
+    ref.save(d["refine"])
+    return Run(d, pre, init, ref)
+
+
+def _refine(chain: Run, extra: list[str]) -> RefineOut:
+    """Refine again from the chain's weights and cluster-init with other settings."""
+    method = ULDC(_config("uldc", extra))
+    data = without_labels(load_dataset(method.run.dataset))
+    ctx = _ctx(data, weights=chain.dirs["pretrain"] / art.WEIGHTS)
+    return method.refine(ctx, ClusterInitOut.load(chain.dirs["cluster-init"]), None)
 
 
 @pytest.fixture(scope="module")
@@ -85,28 +96,31 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 def test_pretrain_loss_goes_down_and_weights_hold_both_heads(chain: Run) -> None:
-    m = chain.metrics["pretrain"]
+    m = chain.pretrain.metrics
     assert m["loss_last"] < m["loss_first"]
     state = load_state(chain.dirs["pretrain"] / art.WEIGHTS)
+    assert set(state) == set(chain.pretrain.weights)
     assert state["instance_head.2.weight"].shape == (16, 32)
     assert state["cluster_head.2.weight"].shape == (10, 32)
 
 
 @pytest.mark.parametrize("stage", ["cluster-init", "refine"])
 def test_final_artifacts(chain: Run, stage: str) -> None:
-    d = chain.dirs[stage]
-    labels, proba = art.load_npy(d, art.LABELS), art.load_npy(d, art.PROBA)
-    z = art.load_npy(d, art.EMBEDDINGS)
+    out = ClusterInitOut.load(chain.dirs[stage])  # the fields both stages save
+    labels, proba, z = out.labels, out.proba, out.embeddings
     assert labels.shape == (300,) and labels.dtype == np.int64
     assert proba.shape == (300, 10) and proba.dtype == np.float32
     assert np.allclose(proba.sum(1), 1.0, atol=1e-5)
     assert np.array_equal(labels, proba.argmax(1))
     assert z.shape == (300, 16) and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-5)
+    returned = chain.init if stage == "cluster-init" else chain.refine
+    assert np.array_equal(labels, returned.labels.numpy())
 
 
 def test_refine_leaves_the_cluster_head_bit_identical(chain: Run) -> None:
     before = load_state(chain.dirs["pretrain"] / art.WEIGHTS)
     after = load_state(chain.dirs["refine"] / art.MODEL)
+    assert chain.refine.model is not None and set(after) == set(chain.refine.model)
     heads = [k for k in before if k.startswith("cluster_head.")]
     assert heads and all(torch.equal(before[k], after[k]) for k in heads)
     moved = [
@@ -116,9 +130,10 @@ def test_refine_leaves_the_cluster_head_bit_identical(chain: Run) -> None:
 
 
 def test_refine_history_is_per_epoch_and_evaluated_after_the_last(chain: Run) -> None:
+    assert [row["epoch"] for row in chain.refine.history or []] == [1, 2]
     lines = (chain.dirs["refine"] / art.HISTORY).read_text().splitlines()
     assert len(lines) == 2
-    m = chain.metrics["refine"]
+    m = chain.refine.metrics
     assert {"final_c3", "final_evi", "final_sdm", "final_z_std", "final_changed_vs_init"} <= set(m)
     assert np.isfinite(m["final_total"]) and m["final_z_std"] > 0
 
@@ -126,8 +141,8 @@ def test_refine_history_is_per_epoch_and_evaluated_after_the_last(chain: Run) ->
 def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
     again = run_chain(tmp_path)
     for stage in ("cluster-init", "refine"):
-        a = art.load_npy(chain.dirs[stage], art.PROBA)
-        assert np.array_equal(a, art.load_npy(again.dirs[stage], art.PROBA))
+        a = ClusterInitOut.load(chain.dirs[stage]).proba
+        assert np.array_equal(a, ClusterInitOut.load(again.dirs[stage]).proba)
 
 
 @pytest.mark.parametrize("grad", [True, False])
@@ -166,8 +181,9 @@ def test_uldc_loss_goes_down_in_a_few_steps() -> None:
 def test_selection_counts_above_the_batch_are_config_errors(tmp_path: Path) -> None:
     method = ULDC(_config("uldc", ["refine.k_sim=100"]))
     data = without_labels(load_dataset(method.run.dataset))
+    init = ClusterInitOut(np.zeros(data.n, dtype=np.int64))
     with pytest.raises(ConfigError, match="k_sim"):
-        method.refine(_ctx(data, tmp_path / "r", weights=tmp_path / "none.pt"))
+        method.refine(_ctx(data, weights=tmp_path / "none.pt"), init, None)
 
 
 def test_weights_of_another_network_are_refused(tmp_path: Path) -> None:
@@ -175,9 +191,9 @@ def test_weights_of_another_network_are_refused(tmp_path: Path) -> None:
     method = ULDC(_config("uldc"))
     data = without_labels(load_dataset(method.run.dataset))
     with pytest.raises(WeightsError, match="do not fit"):
-        method.cluster_init(_ctx(data, tmp_path / "c", weights=tmp_path / "w.pt"))
+        method.cluster_init(_ctx(data, weights=tmp_path / "w.pt"))
     with pytest.raises(WeightsError, match="needs pretrained"):
-        method.cluster_init(_ctx(data, tmp_path / "c"))
+        method.cluster_init(_ctx(data))
 
 
 def test_uldc_shares_the_cc_weights_cache_key() -> None:
@@ -192,57 +208,47 @@ def test_uldc_shares_the_cc_weights_cache_key() -> None:
 def test_stage_runner_never_hands_labels_to_any_hook(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from dcflow.stages.hooks import run_hook
-    from dcflow.storage import sha256_file
+    from dcflow.stages.cluster_init import cluster_init
+    from dcflow.stages.pretrain import pretrain
+    from dcflow.stages.refine import refine
 
     seen: dict[str, np.ndarray | None] = {}
 
-    def spy(name: str) -> Callable[[ULDC, StageContext], dict[str, float]]:
+    def spy(name: str) -> Callable[..., Any]:
         original = getattr(ULDC, name)
 
-        def wrapped(self: ULDC, ctx: StageContext) -> dict[str, float]:
+        def wrapped(self: ULDC, ctx: StageContext, *args: Any) -> Any:
             seen[name] = ctx.data.y
-            return original(self, ctx)
+            return original(self, ctx, *args)
 
         return wrapped
 
     for name in ("pretrain", "cluster_init", "refine"):
         monkeypatch.setattr(ULDC, name, spy(name))
     cfg = _config("uldc", ["pretrain.epochs=1", "refine.epochs=1"]).to_json()
-    run_hook("pretrain", cfg, {}, str(tmp_path / "p"), finish_report=False)
-    w = tmp_path / "p" / art.WEIGHTS
-    run_hook("cluster-init", cfg, {}, str(tmp_path / "c"), str(w), sha256_file(w))
-    inputs = {"cluster-init": str(tmp_path / "c")}
-    run_hook("refine", cfg, inputs, str(tmp_path / "r"), str(w), sha256_file(w))
+    p = pretrain(cfg, str(tmp_path / "store"), str(tmp_path / "p"))
+    w = (p["weights_uri"], p["weights_sha256"])
+    cluster_init(cfg, str(tmp_path / "c"), *w)
+    refine(cfg, str(tmp_path / "c"), str(tmp_path / "r"), "", *w)
     assert set(seen) == {"pretrain", "cluster_init", "refine"}
     assert all(y is None for y in seen.values())
+    saved = RefineOut.load(tmp_path / "r")  # the stage saved what the hook returned
+    assert saved.labels.shape == (300,) and saved.model is not None
+    assert {"final_total", "agreement_with_head"} <= set(saved.metrics)
 
 
-def test_kmeans_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path) -> None:
-    method = ULDC(_config("uldc", ["refine.assign=kmeans", "refine.epochs=1"]))
-    data = without_labels(load_dataset(method.run.dataset))
-    w, inputs = chain.dirs["pretrain"] / art.WEIGHTS, {"cluster-init": chain.dirs["cluster-init"]}
-    m = method.refine(_ctx(data, tmp_path / "r", weights=w, inputs=inputs))
-    labels, proba = (
-        art.load_npy(tmp_path / "r", art.LABELS),
-        art.load_npy(tmp_path / "r", art.PROBA),
-    )
-    z = art.load_npy(tmp_path / "r", art.EMBEDDINGS)
+def test_kmeans_read_out_is_consistent_and_label_free(chain: Run) -> None:
+    out = _refine(chain, ["refine.assign=kmeans", "refine.epochs=1"])
+    labels, proba, z = out.labels.numpy(), out.proba.numpy(), out.embeddings.numpy()
     assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
     centres = np.stack([z[labels == j].mean(0) for j in np.unique(labels)])
     nearest = ((z[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
     assert np.array_equal(np.unique(labels)[nearest], labels)  # a k-means fixed point
-    assert 0.0 <= m["agreement_with_head"] <= 1.0
+    assert 0.0 <= out.metrics["agreement_with_head"] <= 1.0
 
 
-def test_merge_read_out_is_consistent_and_label_free(chain: Run, tmp_path: Path) -> None:
-    method = ULDC(_config("uldc", ["refine.assign=merge", "refine.epochs=1"]))
-    data = without_labels(load_dataset(method.run.dataset))
-    w, inputs = chain.dirs["pretrain"] / art.WEIGHTS, {"cluster-init": chain.dirs["cluster-init"]}
-    method.refine(_ctx(data, tmp_path / "r", weights=w, inputs=inputs))
-    labels, proba = (
-        art.load_npy(tmp_path / "r", art.LABELS),
-        art.load_npy(tmp_path / "r", art.PROBA),
-    )
+def test_merge_read_out_is_consistent_and_label_free(chain: Run) -> None:
+    out = _refine(chain, ["refine.assign=merge", "refine.epochs=1"])
+    labels, proba = out.labels.numpy(), out.proba.numpy()
     assert proba.shape == (labels.shape[0], 10)
     assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)

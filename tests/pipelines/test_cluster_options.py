@@ -1,15 +1,13 @@
 """Pull secrets, limits, timeouts, PVCs, GPU-only scheduling, MLflow auth: in the compiled YAML."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 from dcflow_pipelines.cluster import (  # noqa: E402
     MLFLOW_SECRET_KEYS,
     ClusterSettings,

@@ -1,15 +1,13 @@
 """Per-stage cluster settings land in the compiled YAML (PipelineSpec + kfp-kubernetes part)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 from dcflow_pipelines.cluster import (  # noqa: E402
     CONFIG_MAP_KEYS,
     SECRET_KEYS,
@@ -135,7 +133,7 @@ def test_local_runs_build_without_retries(tmp_path: Path, monkeypatch: pytest.Mo
     from dcflow_pipelines import local as local_mod
 
     from dcflow.config import build_run_config
-    from dcflow.registry import get_method
+    from dcflow.methods.registry import get_method
 
     seen: list[ClusterSettings] = []
 

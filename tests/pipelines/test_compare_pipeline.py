@@ -1,6 +1,5 @@
 """The comparison pipeline: nested method branches joined by a report stage, run with kfp.local."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -8,15 +7,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = Path(__file__).parent / "plugins"
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 from dcflow_pipelines.compare_pipeline import build_comparison, cell_configs  # noqa: E402
 
 
 @pytest.fixture
 def plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.path.insert(0, str(PLUGINS))
     monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
     monkeypatch.setenv("DCFLOW_PLUGINS", "toy_layout")
     import dcflow.methods as methods

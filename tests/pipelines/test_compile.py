@@ -1,17 +1,15 @@
 """Every method's pipeline compiles to a valid PipelineSpec, GPU requests on the CUDA image."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 
-from dcflow.registry import get_method, method_names  # noqa: E402
+from dcflow.methods.registry import get_method, method_names  # noqa: E402
 
 
 def _executors(path: Path) -> dict:

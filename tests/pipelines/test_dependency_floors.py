@@ -22,9 +22,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -162,7 +161,11 @@ def test_every_pipeline_compiles_at_the_floors(floor_python: Path, tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     # a fresh process's registry: this one may hold test plugins registered by other tests
     names = _run(
-        [str(floor_python), "-c", "from dcflow.registry import method_names as m; print(*m())"]
+        [
+            str(floor_python),
+            "-c",
+            "from dcflow.methods.registry import method_names as m; print(*m())",
+        ]
     )
     assert sorted(p.stem for p in out.glob("*.yaml")) == sorted(names.stdout.split()) != []
     argv = ["--compare", "all", "--compare-id", "floors", "--out", str(out), *CLUSTER_OPTIONS]

@@ -1,17 +1,14 @@
 """Pipelines for methods that skip pretrain and selection: compile, run locally, and bad layouts."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = Path(__file__).parent / "plugins"
-sys.path.insert(0, str(PLUGINS))
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import build as build_mod  # noqa: E402
+from dcflow_pipelines import build as build_mod  # noqa: E402
 
 from dcflow.cli import main  # noqa: E402
 from dcflow.errors import ConfigError  # noqa: E402

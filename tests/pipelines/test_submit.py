@@ -2,7 +2,6 @@
 
 import json
 import socket
-import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -14,9 +13,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "pipelines"))
 
-import compile as compile_cli  # noqa: E402
+from dcflow_pipelines import compile as compile_cli  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dcflow.config import build_run_config
-from dcflow.registry import get_method
+from dcflow.methods.registry import get_method
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
 

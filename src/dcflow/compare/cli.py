@@ -52,7 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _plan(args: argparse.Namespace) -> tuple[object, Path]:
     from dcflow.compare.plan import Plan, load_or_create, parse_list, parse_seeds
-    from dcflow.registry import get_dataset_loader, get_method, method_names
+    from dcflow.data.registry import get_dataset_loader
+    from dcflow.methods.registry import get_method, method_names
 
     methods = method_names() if args.methods == "all" else parse_list(args.methods, "methods")
     for m in methods:

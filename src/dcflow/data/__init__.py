@@ -7,9 +7,9 @@ import numpy as np
 from dcflow.config import DatasetConfig
 from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_float_images
 from dcflow.data.npz import read_npz
+from dcflow.data.registry import get_dataset_loader
 from dcflow.data.remote import fetch_npz, is_remote
 from dcflow.errors import DataError
-from dcflow.registry import get_dataset_loader
 
 __all__ = ["Dataset", "load_dataset"]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from dcflow.data.npz import Raw, read_npz
+from dcflow.data.registry import register_dataset
 from dcflow.errors import DataError
-from dcflow.registry import register_dataset
 
 
 @register_dataset("digits", "sklearn's bundled 8x8 digits, 1,797 images, 10 classes (no download)")

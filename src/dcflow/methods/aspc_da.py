@@ -35,28 +35,29 @@ ASPC-DA yields no probabilities, so no ECE is reported.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.config import StrictModel
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, Selection, SelectionOut
 from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
+from dcflow.methods.registry import register_method
 from dcflow.models import AutoEncoder
 from dcflow.models.state import load_into
 from dcflow.progress import Progress, emit
-from dcflow.registry import register_method
 from dcflow.selection import (
     per_cluster_self_paced_weights,
     self_paced_threshold,
     self_paced_weights,
 )
 from dcflow.train.autoencoder import AEPretrainConfig, AugmentConfig, pretrain_autoencoder
+from dcflow.train.common import batches
 
 
 class PretrainConfig(AEPretrainConfig):
@@ -106,6 +107,9 @@ class ASPCDA(Method):
     """ASPC-DA (Guo et al., TKDE 2019): augmented AE, frozen k-means centres, self-paced refine."""
 
     name = "aspc-da"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "pretrain.hidden_dims=[32] pretrain.epochs=2 kmeans.n_init=1 refine.max_iter=2".split()
+    )
     paper = "Guo et al., Adaptive self-paced deep clustering with data augmentation, TKDE 2020"
     Config = ASPCDAConfig
     pretrain_sections = ("pretrain", "augment")
@@ -123,7 +127,7 @@ class ASPCDA(Method):
         load_into(model, ctx.weights, "autoencoder")
         return model
 
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
         """Reconstruct augmented images (Sec. III-A); the target is the augmented image."""
         torch.manual_seed(ctx.seed)
         model = self._model(ctx)
@@ -135,11 +139,9 @@ class ASPCDA(Method):
             ctx.generator(1),
             lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
         )
-        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
-            torch.save(model.state_dict(), tmp)
-        return {"loss_first": first, "loss_last": last}
+        return PretrainOut(model.state_dict(), {"loss_first": first, "loss_last": last})
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """k-means on the clean codes; centres are frozen from here on (Sec. III-B)."""
         model = self._load_model(ctx)
         z = model.embed(self._flat(ctx))
@@ -147,44 +149,34 @@ class ASPCDA(Method):
         k_fine = fine_count(k, self.cfg.kmeans.over, ctx.data.n)
         km = KMeans(k_fine, self.cfg.kmeans.n_init, self.cfg.kmeans.max_iter, seed=ctx.seed)
         labels = km.fit_predict(z)
-        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
-        if k_fine > k:  # refine starts from the fine clusters; LABELS stay K-way (contract)
-            art.save_npy(ctx.out, art.FINE_LABELS, labels.cpu().numpy().astype(np.int64))
-            labels = merge_labels(z, labels, k)
-        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
+        fine = None
+        if k_fine > k:  # refine starts from the fine clusters; labels stay K-way (contract)
+            fine, labels = labels, merge_labels(z, labels, k)
         sizes = torch.bincount(labels, minlength=ctx.data.n_clusters)
-        return {
+        metrics = {
             "inertia": km.inertia_,
             "kmeans_iter": float(km.n_iter_),
             "min_cluster": float(sizes.min()),
         }
-
-    def select(self, ctx: StageContext) -> dict[str, float]:
-        """Self-paced selection at t = 0 on the cluster-init losses, plus the schedule over t."""
-        init = ctx.inputs["cluster-init"]
-        z = torch.from_numpy(art.load_npy(init, art.EMBEDDINGS))
-        losses = (
-            squared_distances(z, torch.from_numpy(art.load_npy(init, art.CENTERS))).min(1).values
+        return ClusterInitOut(
+            labels, metrics, embeddings=z, centers=km.cluster_centers_, fine_labels=fine
         )
+
+    def select(self, ctx: StageContext, init: ClusterInitOut) -> SelectionOut:
+        """Self-paced selection at t = 0 on the cluster-init losses, plus the schedule over t."""
+        z = torch.from_numpy(init.embeddings)
+        losses = squared_distances(z, torch.from_numpy(init.centers)).min(1).values
         t_max = self.cfg.refine.max_iter
         weights, lam = self_paced_weights(losses, 0, t_max)
         for t in range(t_max + 1):
             thr = self_paced_threshold(losses, t, t_max)
             ctx.curves.log(t, selected_fraction=float((losses.double() < thr).float().mean()))
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            indices=np.flatnonzero(weights.numpy()).astype(np.int64),
-            weights=weights.numpy().astype(np.float32),
-            threshold=np.float32(lam),
-            t=np.int64(0),
-        )
-        return {
+        metrics = {
             "n_selected": float(weights.sum()),
             "selected_fraction": float(weights.mean()),
             "threshold": lam,
         }
+        return SelectionOut(_selection(weights.numpy(), lam, 0), metrics)
 
     def _relabel(
         self, model: AutoEncoder, x: torch.Tensor, mu: torch.Tensor
@@ -206,7 +198,7 @@ class ASPCDA(Method):
         cfg, x = self.cfg.refine, self._flat(ctx)
         augment = self.cfg.augment.flat_augment(ctx.data.image_shape)
         loss_sum = torch.zeros((), device=ctx.device)
-        for idx in torch.randperm(ctx.data.n, generator=gen).to(ctx.device).split(cfg.batch_size):
+        for idx in batches(ctx.data.n, cfg.batch_size, gen, ctx.device):
             xb = augment(x[idx], gen) if cfg.augment else x[idx]
             loss = weighted_centre_loss(model.encoder(xb), targets[idx], v[idx])
             opt.zero_grad(set_to_none=True)
@@ -215,15 +207,17 @@ class ASPCDA(Method):
             loss_sum += loss.detach() * idx.numel()
         return float(loss_sum) / ctx.data.n
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """The self-paced loop of Sec. III-C with the label-change stop rule (no labels needed)."""
-        cfg, init = self.cfg.refine, ctx.inputs["cluster-init"]
+        cfg = self.cfg.refine
         torch.manual_seed(ctx.seed)
         x, model, gen = self._flat(ctx), self._load_model(ctx), ctx.generator(2)
-        mu = torch.from_numpy(art.load_npy(init, art.CENTERS)).to(ctx.device)
+        mu = torch.from_numpy(init.centers).to(ctx.device)
         k_fine = mu.shape[0]
-        name = art.FINE_LABELS if k_fine > ctx.data.n_clusters else art.LABELS
-        labels = torch.from_numpy(art.load_npy(init, name)).to(ctx.device)
+        start = init.fine_labels if k_fine > ctx.data.n_clusters else init.labels
+        labels = torch.from_numpy(start).to(ctx.device)
         prev, v = labels.clone(), torch.ones(ctx.data.n, device=ctx.device)
         opt = torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr)
         bar, history = Progress("refine", cfg.max_iter, "iterations"), []
@@ -267,43 +261,29 @@ class ASPCDA(Method):
             # merge on the cluster-init codes' kNN graph: the refine pulls every fine cluster onto
             # its frozen centre, so on the refined codes few kNN edges cross between fragments of
             # one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the init one)
-            z_init = torch.from_numpy(art.load_npy(init, art.EMBEDDINGS)).to(ctx.device)
+            z_init = torch.from_numpy(init.embeddings).to(ctx.device)
             labels = merge_labels(z_init, labels, ctx.data.n_clusters)
-        self._save_refine(ctx, model, z, labels, v, lam, t, history)
         if used < k_fine:
             emit(
                 f"  warning: refine emptied {k_fine - used} of "
                 f"{k_fine} clusters (their samples moved to other frozen centres)"
             )
-        return {
+        metrics = {
             "iterations": float(t),
             "last_delta": delta,
             "final_clean_loss": float(losses.mean()),
             "clusters_used": float(used),
         }
+        selected = _selection(v.cpu().numpy(), lam, t)
+        return RefineOut(
+            labels, metrics, embeddings=z, selected=selected, history=history,
+            model=model.state_dict(),
+        )  # fmt: skip
 
-    def _save_refine(
-        self,
-        ctx: StageContext,
-        model: AutoEncoder,
-        z: torch.Tensor,
-        labels: torch.Tensor,
-        v: torch.Tensor,
-        lam: float,
-        t: int,
-        history: list[dict[str, float | None]],
-    ) -> None:
-        w = v.cpu().numpy()
-        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
-        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            indices=np.flatnonzero(w).astype(np.int64),
-            weights=w.astype(np.float32),
-            threshold=np.float32(lam),
-            t=np.int64(t),
-        )
-        art.append_jsonl(ctx.out, art.HISTORY, history)
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(model.state_dict(), tmp)
+
+def _selection(weights: np.ndarray, lam: float, t: int) -> Selection:
+    """The self-paced selection: non-zero weights, the weights, the threshold and the epoch."""
+    return Selection(
+        np.flatnonzero(weights),
+        {"weights": weights.astype(np.float32), "threshold": np.float32(lam), "t": np.int64(t)},
+    )

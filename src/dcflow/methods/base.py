@@ -1,8 +1,10 @@
 """Shared base of all methods: declared stages, config class, and the stage hooks.
 
 A method subclasses :class:`Method`, declares its ``stages`` tuple and its pydantic ``Config``, and
-overrides the hooks it uses. The stage runner (:mod:`dcflow.stages`) builds a :class:`StageContext`
-and calls the hook; ``evaluate`` is generic and lives in :mod:`dcflow.stages.evaluate`.
+overrides the hooks it uses. Each stage file (:mod:`dcflow.stages`) opens the stage, builds a
+:class:`StageContext`, loads the typed outputs of the stages before it
+(:mod:`dcflow.handoff`), calls the hook and saves the typed output the hook returns. Hooks never
+touch artifact files; ``evaluate`` is generic and lives in :mod:`dcflow.stages.evaluate`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel
 
 from dcflow.config import RunConfig, StrictModel, validate_model
 from dcflow.data import Dataset
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.progress import Curves
 
 STAGES = (
@@ -34,8 +37,6 @@ class StageContext:
 
     Attributes:
         data: the dataset with ``y`` removed (only ``evaluate`` sees labels).
-        inputs: upstream artifact directories keyed by stage name.
-        out: this stage's output directory.
         device: torch device chosen once for the run.
         seed: the run's seed.
         weights: verified local copy of the pretrained weights, when the stage consumes them.
@@ -43,8 +44,6 @@ class StageContext:
     """
 
     data: Dataset
-    inputs: dict[str, Path]
-    out: Path
     device: torch.device
     seed: int
     weights: Path | None = None
@@ -78,6 +77,8 @@ class Method:
         pretrain_sections: top-level config keys that determine the pretrained weights.
         weights_owner: method whose weights this one starts from (``uldc`` from ``cc``); the
             weights cache is keyed by it, so either method reuses the other's pretraining.
+        smoke: ``--set`` overrides that make every stage run in seconds on the ``fake`` dataset;
+            the method contract test (``tests/methods/test_contract.py``) runs them.
     """
 
     name: ClassVar[str] = ""
@@ -87,6 +88,7 @@ class Method:
     training_stages: ClassVar[frozenset[str]] = frozenset({"pretrain", "refine"})
     pretrain_sections: ClassVar[tuple[str, ...]] = ("pretrain",)
     weights_owner: ClassVar[str] = ""
+    smoke: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, run: RunConfig) -> None:
         self.run = run
@@ -107,26 +109,20 @@ class Method:
         dumped = self.cfg.model_dump(mode="json")
         return {k: dumped[k] for k in self.pretrain_sections if k in dumped}
 
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
-        """Train the backbone; write ``artifacts.WEIGHTS`` into ``ctx.out``."""
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
+        """Train the backbone; return its state dict."""
         raise NotImplementedError(f"{self.name} has no pretrain stage")
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
-        """Initial clustering from the pretrained weights."""
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
+        """Initial clustering from the pretrained weights (``ctx.weights``)."""
         raise NotImplementedError(f"{self.name} has no cluster-init stage")
 
-    def select(self, ctx: StageContext) -> dict[str, float]:
+    def select(self, ctx: StageContext, init: ClusterInitOut) -> SelectionOut:
         """Confident-sample selection from the initial clustering."""
         raise NotImplementedError(f"{self.name} has no confident-sample-selection stage")
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
-        """Refinement; write final ``labels.npy`` (and ``proba.npy`` when available)."""
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
+        """Refinement from the initial clustering (and the selection, when the method has one)."""
         raise NotImplementedError(f"{self.name} has no refine stage")
-
-
-HOOKS = {
-    "pretrain": "pretrain",
-    "cluster-init": "cluster_init",
-    "confident-sample-selection": "select",
-    "refine": "refine",
-}

@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from dcflow import artifacts as art
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
+from dcflow.handoff import ClusterInitOut, PretrainOut
 from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
 from dcflow.methods.base import Method, StageContext
+from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
-from dcflow.registry import register_method
 from dcflow.transforms.cc_views import ViewAugment, resize
 
 INFER_BATCH = 256
@@ -89,6 +89,11 @@ class CC(Method):
     """Contrastive Clustering (Li et al., AAAI 2021): instance + cluster contrast, head argmax."""
 
     name = "cc"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "model.arch=mlp model.widths=[32] model.image_size=null model.instance_dim=16 "
+        "model.head_hidden=32 augment.crop_area=null augment.jitter=0 "
+        "augment.grayscale_p=0 augment.hflip=0 pretrain.epochs=2 pretrain.batch_size=64".split()
+    )
     paper = "Li et al., Contrastive clustering, AAAI 2021"
     Config = CCConfig
     stages: ClassVar[tuple[str, ...]] = ("download-weights", "pretrain", "cluster-init", "evaluate")
@@ -148,7 +153,7 @@ class CC(Method):
         clu = cluster_contrastive_loss(p1, p2, cfg.cluster_temperature, cfg.entropy_weight)
         return inst + clu
 
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
         """CC training (Sec. 3): instance + cluster contrast on two random views per image."""
         cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
@@ -169,14 +174,13 @@ class CC(Method):
             first = mean if epoch == 1 else first
             ctx.curves.log(epoch, loss=mean)
             bar.update(epoch, loss=mean)
-        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
-            torch.save(model.state_dict(), tmp)
-        return {"loss_first": first, "loss_last": mean}
+        return PretrainOut(model.state_dict(), {"loss_first": first, "loss_last": mean})
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
-        """Argmax of the CC cluster head (no k-means); writes LABELS, PROBA, EMBEDDINGS."""
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
+        """Argmax of the CC cluster head (no k-means): labels, proba and embeddings."""
         z, p = self.infer(self.load_network(ctx), self.images(ctx))
-        return save_assignments(ctx, z, p)
+        labels, metrics = argmax_assignments(p)
+        return ClusterInitOut(labels, metrics, embeddings=z, proba=p)
 
 
 def epoch_batches(
@@ -192,14 +196,11 @@ def epoch_batches(
     return list(perm[: (n // b) * b].split(b))
 
 
-def save_assignments(ctx: StageContext, z: torch.Tensor, p: torch.Tensor) -> dict[str, float]:
-    """Write LABELS (argmax p), PROBA and EMBEDDINGS; return label-free diagnostics."""
+def argmax_assignments(p: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """``argmax p`` ``[N]`` of the soft assignment ``p`` ``[N, K]``, and label-free diagnostics."""
     labels = p.argmax(1)
-    art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
-    art.save_npy(ctx.out, art.PROBA, p.cpu().numpy().astype(np.float32))
-    art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
     sizes = torch.bincount(labels, minlength=p.shape[1])
-    return {
+    return labels, {
         "clusters_used": float((sizes > 0).sum()),
         "min_cluster": float(sizes.min()),
         "mean_confidence": float(p.max(1).values.mean()),

@@ -27,7 +27,7 @@ import torch
 from dcflow.losses.hsd import hsd_loss
 from dcflow.methods.propos import ProPos
 from dcflow.methods.propos_config import HaDisConfig
-from dcflow.registry import register_method
+from dcflow.methods.registry import register_method
 
 
 @register_method

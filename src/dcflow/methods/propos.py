@@ -6,7 +6,7 @@ Scattering and Positive Sampling", IEEE TPAMI 2022 (arXiv 2111.11821). Re-implem
 
 Stages (one EM run cut into coarse steps):
     pretrain: warm-up epochs ``1..W``: symmetric alignment with ``sigma = 0``, no PSL (plus HSD for
-        HaDis). Writes the online/target/predictor weights and the SGD momentum buffers.
+        HaDis). Its weights hold the online/target/predictor nets and the SGD momentum buffers.
     cluster-init: first E-step, k-means on the L2-normalised *target* embeddings (pitfall 8).
     refine: epochs ``W+1..E``: M-step with ``L_align + lambda L_psl`` (Eq. 4-6) on the current
         pseudo-labels, then an E-step every ``kmeans.every`` epochs and after the last one.
@@ -39,14 +39,15 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from dcflow import artifacts as art
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.merge import overcluster_merge
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError, WeightsError
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.propos_config import ProPosConfig
+from dcflow.methods.registry import register_method
 from dcflow.models import load_state
 from dcflow.models.propos_net import (
     ProPosNet,
@@ -57,7 +58,6 @@ from dcflow.models.propos_net import (
     restore_checkpoint,
 )
 from dcflow.progress import Progress
-from dcflow.registry import register_method
 from dcflow.transforms.propos_views import affine_view, simclr_view
 
 
@@ -66,6 +66,11 @@ class ProPos(Method):
     """ProPos (Huang et al., TPAMI 2022): BYOL + positive sampling + prototype scattering, EM."""
 
     name = "propos"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "model.backbone=mlp model.widths=[32] model.hidden=32 model.dim=16 "
+        "augment.kind=affine optim.batch_size=64 train.epochs=3 train.warmup_epochs=1 "
+        "kmeans.n_init=1".split()
+    )
     paper = (
         "Huang et al., Learning representation for clustering via prototype scattering, TPAMI 2022"
     )
@@ -82,10 +87,6 @@ class ProPos(Method):
     def _optimizer(self, net: ProPosNet) -> torch.optim.SGD:
         o = self.cfg.optim
         return make_optimizer(net, o.momentum, o.weight_decay, o.predictor_lr_factor)
-
-    def _save(self, ctx: StageContext, name: str, net: ProPosNet, opt: torch.optim.SGD) -> None:
-        with art.atomic_path(ctx.out / name) as tmp:
-            torch.save(checkpoint_state(net, opt), tmp)
 
     def _load(self, ctx: StageContext) -> tuple[ProPosNet, torch.optim.SGD]:
         if ctx.weights is None:
@@ -196,8 +197,12 @@ class ProPos(Method):
         return float(n_clusters - nonempty_clusters(labels, n_clusters))
 
     # ---------------------------------------------------------------- stage hooks
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
-        """Warm-up epochs ``1..W``: alignment only (sigma 0, no PSL) + method extras."""
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
+        """Warm-up epochs ``1..W``: alignment only (sigma 0, no PSL) + method extras.
+
+        The weights are a training checkpoint (:func:`checkpoint_state`): the three networks and
+        the SGD momentum buffers, so refine resumes the optimiser where the warm-up left it.
+        """
         torch.manual_seed(ctx.seed)
         net = self._net(ctx)
         opt, gen = self._optimizer(net), ctx.generator(1)
@@ -210,33 +215,31 @@ class ProPos(Method):
             first = first or last
             ctx.curves.log(epoch, **last)
             bar.update(epoch, **last)
-        self._save(ctx, art.WEIGHTS, net, opt)
-        return {
+        metrics = {
             **{f"{k}_first": v for k, v in first.items()},
             **{f"{k}_last": v for k, v in last.items()},
         }
+        return PretrainOut(checkpoint_state(net, opt), metrics)
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """First E-step: k-means on the warm-up target embeddings."""
         net, _ = self._load(ctx)
         z, km = self._estep(ctx, net)
-        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, km.cluster_centers_.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.LABELS, km.labels_.cpu().numpy().astype(np.int64))
-        return {
+        metrics = {
             "inertia": km.inertia_,
             "empty_clusters": self._n_empty(km.labels_, ctx.data.n_clusters),
         }
+        return ClusterInitOut(km.labels_, metrics, embeddings=z, centers=km.cluster_centers_)
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """EM epochs ``W+1..E``: M-step with PSL on the pseudo-labels, then k-means again."""
         t, k_cfg = self.cfg.train, self.cfg.kmeans
         torch.manual_seed(ctx.seed + 1)
         net, opt = self._load(ctx)
         gen = ctx.generator(2)
-        labels = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.LABELS)).to(
-            ctx.device
-        )
+        labels = torch.from_numpy(init.labels).to(ctx.device)
         bar, history, km, z = Progress("refine", t.epochs - t.warmup_epochs), [], None, None
         for epoch in range(t.warmup_epochs + 1, t.epochs + 1):
             row: dict[str, float] = self._train_epoch(ctx, net, opt, epoch, labels, gen)
@@ -249,12 +252,17 @@ class ProPos(Method):
             ctx.curves.log(epoch, **row)
             bar.update(epoch - t.warmup_epochs, **row)
         assert km is not None and z is not None
-        self._write_final(ctx, net, z, km, history)
-        return {f"{k}_last": v for k, v in history[-1].items() if k != "epoch"}
+        labels, proba, centers = self._readout(ctx, z, km)
+        metrics = {f"{k}_last": v for k, v in history[-1].items() if k != "epoch"}
+        return RefineOut(
+            labels, metrics, proba=proba, embeddings=z, centers=centers, history=history,
+            model=net.state_dict(),
+        )  # fmt: skip
 
-    def _write_final(
-        self, ctx: StageContext, net: ProPosNet, z: torch.Tensor, km: KMeans, history: list
-    ) -> None:
+    def _readout(
+        self, ctx: StageContext, z: torch.Tensor, km: KMeans
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Final ``labels`` ``[N]``, ``proba`` ``[N, K]`` and ``centers`` ``[K, d]`` of ``z``."""
         k_cfg, k = self.cfg.kmeans, ctx.data.n_clusters
         if k_cfg.readout == "merge":
             proba = overcluster_merge(z, k, k_cfg.merge, ctx.seed).proba
@@ -265,10 +273,4 @@ class ProPos(Method):
             d2 = squared_distances(z, km.cluster_centers_)  # [N, K]
             proba = torch.softmax(-d2 / (2 * self.cfg.proba_temperature), dim=1)
             labels, centers = km.labels_, km.cluster_centers_
-        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
-        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, centers.cpu().numpy().astype(np.float32))
-        art.append_jsonl(ctx.out, art.HISTORY, history)
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(net.state_dict(), tmp)
+        return labels, proba, centers

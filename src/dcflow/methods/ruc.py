@@ -5,7 +5,7 @@ Clustering With Robust Learning", CVPR 2021. Re-implemented from ``shared/method
 
 Stages (SCAN's code is reused through inheritance, not copied):
     pretrain: SCAN's SimCLR; ``weights_owner = "scan"`` so either method reuses the other's cache.
-    cluster-init (training): SCAN's neighbour mining, clustering step and self-labelling; writes
+    cluster-init (training): SCAN's neighbour mining, clustering step and self-labelling; hands on
         the self-labelled model (RUC's input ``o_model``), its probabilities, and the SimCLR
         projections as ``embeddings.npy`` (RUC's ``e_model`` space).
     confident-sample-selection: Confidence (``max p >= tau1``), Metric (kNN vote of the ``n_num``
@@ -22,20 +22,21 @@ randomness. The last epoch is reported (choosing the best epoch would need label
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from dcflow import artifacts as art
 from dcflow.config import StrictModel
+from dcflow.errors import StageError
+from dcflow.handoff import ClusterInitOut, RefineOut, Selection, SelectionOut, to_numpy
 from dcflow.methods.base import StageContext
+from dcflow.methods.registry import register_method
 from dcflow.methods.scan import SCAN, SCANConfig, cluster_stats
 from dcflow.models.cluster import ClusterModel, predict
 from dcflow.progress import Progress
-from dcflow.registry import register_method
 from dcflow.selection.ruc import select_clean
 from dcflow.train.common import make_optimizer
 from dcflow.train.ruc import CoState, RUCRefineConfig, ruc_pass
@@ -61,6 +62,11 @@ class RUC(SCAN):
     """RUC (Park et al., CVPR 2021) on top of SCAN: hybrid selection + robust co-training."""
 
     name = "ruc"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "simclr.epochs=2 simclr.batch_size=64 scan.epochs=2 scan.batch_size=64 "
+        "scan.heads=2 selflabel.epochs=1 ruc.epochs=1 ruc.batch_size=64 "
+        "selection.tau1=0.5".split()
+    )
     paper = "Park et al., Improving unsupervised image clustering with robust learning, CVPR 2021"
     Config = RUCConfig
     stages = (
@@ -75,69 +81,77 @@ class RUC(SCAN):
     weights_owner = "scan"
     cfg: RUCConfig
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """SCAN clustering step then self-labelling: RUC's input clustering."""
-        model, proj, scan_metrics = self.scan_step(ctx)
-        scan_conf = cluster_stats(F.softmax(predict(model, self._pool(ctx))[0][0], dim=1))
-        model, sl_metrics = self.selflabel_step(ctx, model)
-        out = self.write_assignment(ctx, model, embeddings=proj)
-        return {
-            **scan_metrics,
+        step = self.scan_step(ctx)
+        scan_conf = cluster_stats(F.softmax(predict(step.model, self._pool(ctx))[0][0], dim=1))
+        model, sl_metrics = self.selflabel_step(ctx, step.model)
+        a = self.assignment(ctx, model, embeddings=step.proj)
+        metrics = {
+            **step.metrics,
             **sl_metrics,
             "scan_mean_confidence": scan_conf["mean_confidence"],
-            **out,
+            **a.stats,
         }
+        return ClusterInitOut(
+            a.labels, metrics, embeddings=a.embeddings, proba=a.proba, neighbors=step.neighbors,
+            fragment_groups=step.groups, model=a.model,
+        )  # fmt: skip
 
-    def select(self, ctx: StageContext) -> dict[str, float]:
+    def select(self, ctx: StageContext, init: ClusterInitOut) -> SelectionOut:
         """Clean / unclean split of the pool from the cluster-init assignment (Sec. 3.1)."""
-        cfg, init = self.cfg.selection, ctx.inputs["cluster-init"]
-        proba = torch.from_numpy(art.load_npy(init, art.PROBA))
-        emb = F.normalize(torch.from_numpy(art.load_npy(init, art.EMBEDDINGS)), dim=1)
+        cfg = self.cfg.selection
+        if init.proba is None or init.embeddings is None:
+            raise StageError("RUC's selection needs the cluster-init probabilities and embeddings")
+        proba = torch.from_numpy(init.proba)
+        emb = F.normalize(torch.from_numpy(init.embeddings), dim=1)
         conf, labels = proba.max(1)
         n_num = min(cfg.n_num, ctx.data.n)
         sel = select_clean(conf, labels, emb, ctx.data.n_clusters, cfg.strategy, cfg.tau1, n_num)
-        clean = sel.clean
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            clean=clean.numpy(),
-            conf_mask=sel.conf_mask.numpy(),
-            metric_mask=sel.metric_mask.numpy(),
-            knn_label=sel.knn_label.numpy().astype(np.int64),
-            pseudo_labels=labels.numpy().astype(np.int64),
-            confidence=conf.numpy().astype(np.float32),
-            indices=np.flatnonzero(clean.numpy()).astype(np.int64),
-            weights=clean.numpy().astype(np.float32),
-            threshold=np.float32(cfg.tau1),
-            t=np.int64(0),
-        )
-        return {
-            "n_clean": float(clean.sum()),
-            "clean_fraction": float(clean.float().mean()),
+        clean = sel.clean.numpy()
+        extras = {
+            "clean": clean,
+            "conf_mask": sel.conf_mask.numpy(),
+            "metric_mask": sel.metric_mask.numpy(),
+            "knn_label": to_numpy(sel.knn_label, np.int64),
+            "pseudo_labels": to_numpy(labels, np.int64),
+            "confidence": to_numpy(conf, np.float32),
+            "weights": clean.astype(np.float32),
+            "threshold": np.float32(cfg.tau1),
+            "t": np.int64(0),
+        }
+        metrics = {
+            "n_clean": float(sel.clean.sum()),
+            "clean_fraction": float(sel.clean.float().mean()),
             "conf_fraction": float(sel.conf_mask.float().mean()),
             "metric_fraction": float(sel.metric_mask.float().mean()),
             "knn_ties": float(sel.ties),
         }
+        return SelectionOut(Selection(np.flatnonzero(clean), extras), metrics)
 
-    def _nets(self, ctx: StageContext) -> tuple[ClusterModel, ClusterModel]:
+    def _nets(self, ctx: StageContext, init: ClusterInitOut) -> tuple[ClusterModel, ClusterModel]:
         nets = []
         for _ in range(2):
-            net = self._load(ctx, ctx.inputs["cluster-init"] / art.MODEL, 1, strict=True)
+            net = self._load_init(ctx, init.model)
             if self.cfg.ruc.fresh_head:
                 net.reset_heads(1)
             nets.append(net)
         return nets[0], nets[1]
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """Co-training of two networks for ``ruc.epochs`` epochs (Sec. 3.2); last epoch kept."""
         cfg, x = self.cfg.ruc, self._pool(ctx)
-        sel = art.load_npz(ctx.inputs["confident-sample-selection"], art.SELECTED)
+        if selection is None:
+            raise StageError("RUC's refine needs the confident-sample selection")
+        sel = selection.selected
         state = CoState(
             labels=torch.from_numpy(sel["pseudo_labels"]).to(ctx.device),
             clean=torch.from_numpy(sel["clean"]).to(ctx.device),
         )
         start = state.labels.clone()
-        nets = self._nets(ctx)
+        nets = self._nets(ctx, init)
         opts = [
             make_optimizer(
                 n.parameters(), "sgd", cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov
@@ -145,7 +159,8 @@ class RUC(SCAN):
             for n in nets
         ]
         conf = [torch.zeros(ctx.data.n, device=ctx.device) for _ in nets]
-        gen, bar, history = ctx.generator(4), Progress("ruc", cfg.epochs), []
+        gen, bar = ctx.generator(4), Progress("ruc", cfg.epochs)
+        history: list[dict[str, Any]] = []
         for epoch in range(cfg.epochs):
             row: dict[str, float] = {}
             for a in (0, 1):
@@ -163,7 +178,7 @@ class RUC(SCAN):
             history.append({"epoch": epoch + 1, **row})
             ctx.curves.log(epoch + 1, **row)
             bar.update(epoch + 1, clean=row["clean_fraction"], conf=row["mean_confidence"])
-        return self._save_refine(ctx, nets, x, state, history)
+        return self._result(nets, x, state, history)
 
     @staticmethod
     def _ensemble(
@@ -174,39 +189,36 @@ class RUC(SCAN):
         proba = (F.softmax(z1, dim=1) + F.softmax(z2, dim=1)) / 2
         return proba, (z1 + z2).argmax(1)
 
-    def _save_refine(
+    def _result(
         self,
-        ctx: StageContext,
         nets: tuple[ClusterModel, ClusterModel],
         x: torch.Tensor,
         state: CoState,
-        history: list[dict[str, float]],
-    ) -> dict[str, float]:
+        history: list[dict[str, Any]],
+    ) -> RefineOut:
+        """Ensemble assignment, net 1's features, the final clean set and both networks."""
         proba, labels = self._ensemble(nets, x)
         feats = predict(nets[0], x)[1]
-        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
-        art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.EMBEDDINGS, feats.cpu().numpy().astype(np.float32))
         clean = state.clean.cpu().numpy()
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            clean=clean,
-            pseudo_labels=state.labels.cpu().numpy().astype(np.int64),
-            indices=np.flatnonzero(clean).astype(np.int64),
-            weights=clean.astype(np.float32),
-            threshold=np.float32(self.cfg.ruc.tau2_at(self.cfg.ruc.epochs - 1)),
-            t=np.int64(self.cfg.ruc.epochs),
+        selected = Selection(
+            np.flatnonzero(clean),
+            {
+                "clean": clean,
+                "pseudo_labels": to_numpy(state.labels, np.int64),
+                "weights": clean.astype(np.float32),
+                "threshold": np.float32(self.cfg.ruc.tau2_at(self.cfg.ruc.epochs - 1)),
+                "t": np.int64(self.cfg.ruc.epochs),
+            },
         )
-        art.append_jsonl(ctx.out, art.HISTORY, history)
-        state_dict = {
+        model = {
             f"net{i + 1}.{k}": v for i, n in enumerate(nets) for k, v in n.state_dict().items()
         }
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(state_dict, tmp)
-        stats = cluster_stats(proba)
-        return {
-            **stats,
+        metrics = {
+            **cluster_stats(proba),
             "clean_fraction": float(state.clean.float().mean()),
             "refurbished": float(state.refurbished),
         }
+        return RefineOut(
+            labels, metrics, proba=proba, embeddings=feats, selected=selected,
+            history=history, model=model,
+        )  # fmt: skip

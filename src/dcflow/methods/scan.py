@@ -27,23 +27,24 @@ score on the same pool) and the validation loss uses the pool, as no labels are 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from dcflow import artifacts as art
 from dcflow.clustering.knn_mining import mine_neighbors
 from dcflow.clustering.merge import fine_count, merged_proba
 from dcflow.config import StrictModel
 from dcflow.errors import WeightsError
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut, StateDict
 from dcflow.losses.scan import entropy
 from dcflow.methods.base import Method, StageContext
+from dcflow.methods.registry import register_method
 from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
 from dcflow.models.state import load_into
-from dcflow.registry import register_method
 from dcflow.train.overcluster import fit_head, merge_fragments
 from dcflow.train.scan import ScanConfig, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
@@ -70,11 +71,52 @@ def cluster_stats(proba: torch.Tensor) -> dict[str, float]:
     }
 
 
+@dataclass
+class ScanStep:
+    """What the SCAN clustering step hands on.
+
+    Attributes:
+        model: the K-way single-head network (merged when over-clustering).
+        proj: ``[N, p]`` SimCLR projections the neighbours were mined in.
+        neighbors: ``[N, k+1]`` mined neighbours, self first.
+        groups: ``[K']`` merged group of every over-clustered head (``None`` without it).
+        metrics: training (and merge) metrics.
+    """
+
+    model: ClusterModel
+    proj: torch.Tensor
+    neighbors: torch.Tensor
+    groups: torch.Tensor | None
+    metrics: dict[str, float]
+
+
+class Assignment(NamedTuple):
+    """A cluster model's assignment of the pool, as the stages hand it on.
+
+    Attributes:
+        labels: ``[N]`` argmax of ``proba``.
+        proba: ``[N, K]`` softmax of the (single) head.
+        embeddings: ``[N, d]`` backbone features, or the codes the caller chose.
+        model: the network's state dict.
+        stats: :func:`cluster_stats` of ``proba``.
+    """
+
+    labels: torch.Tensor
+    proba: torch.Tensor
+    embeddings: torch.Tensor
+    model: StateDict
+    stats: dict[str, float]
+
+
 @register_method
 class SCAN(Method):
     """SCAN (Van Gansbeke et al., ECCV 2020): SimCLR -> SCAN loss on neighbours -> self-label."""
 
     name = "scan"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "simclr.epochs=2 simclr.batch_size=64 scan.epochs=2 scan.batch_size=64 "
+        "scan.heads=2 selflabel.epochs=1".split()
+    )
     paper = "Van Gansbeke et al., SCAN: Learning to classify images without labels, ECCV 2020"
     Config = SCANConfig
     stages: ClassVar[tuple[str, ...]] = (
@@ -96,17 +138,28 @@ class SCAN(Method):
         return build_model(self.cfg.model, ctx.data.image_shape, k, n_heads).to(ctx.device)
 
     def _load(
-        self, ctx: StageContext, path: object, n_heads: int, strict: bool, n_clusters: int = 0
+        self, ctx: StageContext, path: Path | None, n_heads: int, strict: bool, n_clusters: int = 0
     ) -> ClusterModel:
-        """Build a model and load ``path``; with ``strict=False`` only head keys may differ."""
+        """Build a model and load the weights file ``path`` (``strict=False``: heads may differ)."""
         model = self._model(ctx, n_heads, n_clusters)
-        missing, unexpected = load_into(model, path, "model", strict)  # type: ignore[arg-type]
+        missing, unexpected = load_into(model, path, "model", strict)
         bad = [k for k in [*missing, *unexpected] if "cluster_head" not in k]
         if bad:
             raise WeightsError(f"weights {path} do not fit the configured model ({bad[0]})")
         return model
 
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+    def _load_init(self, ctx: StageContext, state: StateDict | None) -> ClusterModel:
+        """Build the K-way single-head model and load the cluster-init state dict strictly."""
+        if state is None:
+            raise WeightsError("this stage needs the cluster-init model")
+        model = self._model(ctx, 1)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError:
+            raise WeightsError("the cluster-init model does not fit the configured model") from None
+        return model
+
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
         """SimCLR on the pool; the input normalisation is the pool's channel statistics."""
         x = self._pool(ctx)
         mean, std = channel_stats(x)
@@ -114,29 +167,27 @@ class SCAN(Method):
             self.cfg.model, ctx.data.image_shape, ctx.data.n_clusters, 0, mean, std
         ).to(ctx.device)
         metrics = simclr_train(model, x, self.cfg.simclr, ctx.generator(1), ctx.curves)
-        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
-            torch.save(model.state_dict(), tmp)
-        return metrics
+        return PretrainOut(model.state_dict(), metrics)
 
-    def scan_step(self, ctx: StageContext) -> tuple[ClusterModel, torch.Tensor, dict[str, float]]:
-        """Mine neighbours (saved), train the SCAN heads; return (model, projections, metrics)."""
+    def scan_step(self, ctx: StageContext) -> ScanStep:
+        """Mine neighbours, train the SCAN heads (and merge over-clusters when configured)."""
         cfg, x = self.cfg.scan, self._pool(ctx)
         k = ctx.data.n_clusters
         k_fine = fine_count(k, cfg.overcluster, ctx.data.n)
         model = self._load(ctx, ctx.weights, cfg.heads, strict=False, n_clusters=k_fine)
         proj = predict(model, x)[2]
         neighbors = mine_neighbors(proj, min(cfg.neighbors, ctx.data.n - 1))
-        art.save_npy(ctx.out, art.NEIGHBORS, neighbors.cpu().numpy().astype(np.int64))
         metrics = scan_train(model, x, neighbors, cfg, ctx.generator(2), ctx.curves)
+        groups = None
         if k_fine > k:
-            model, merge_metrics = self._merge_overclusters(ctx, model, neighbors[:, 1:])
+            model, groups, merge_metrics = self._merge_overclusters(ctx, model, neighbors[:, 1:])
             metrics.update(merge_metrics)
-        return model, proj, metrics
+        return ScanStep(model, proj, neighbors, groups, metrics)
 
     def _merge_overclusters(
         self, ctx: StageContext, fine_model: ClusterModel, neighbors: torch.Tensor
-    ) -> tuple[ClusterModel, dict[str, float]]:
-        """K'-way SCAN model -> K-way model (:mod:`dcflow.train.overcluster`); saves the groups."""
+    ) -> tuple[ClusterModel, torch.Tensor, dict[str, float]]:
+        """K'-way SCAN model -> K-way model, ``[K']`` groups (:mod:`dcflow.train.overcluster`)."""
         k = ctx.data.n_clusters
         logits, feats, _ = predict(fine_model, self._pool(ctx))
         fine = F.softmax(logits[0], dim=1)
@@ -147,11 +198,11 @@ class SCAN(Method):
         state = {k_: v for k_, v in fine_model.state_dict().items() if "cluster_head" not in k_}
         model.load_state_dict(state, strict=False)
         model.cluster_head[0].load_state_dict(head.state_dict())
-        art.save_npy(ctx.out, art.FRAGMENT_GROUPS, groups.cpu().numpy().astype(np.int64))
-        return model, {
+        metrics = {
             "overcluster_fragments": float(fine.shape[1]),
             "overcluster_head_agreement": agree,
         }
+        return model, groups, metrics
 
     def selflabel_step(
         self, ctx: StageContext, model: ClusterModel
@@ -166,27 +217,31 @@ class SCAN(Method):
         fallback = after["nonempty_clusters"] < before["nonempty_clusters"]
         return (model if fallback else tuned), {**metrics, "selflabel_fallback": float(fallback)}
 
-    def write_assignment(
+    def assignment(
         self, ctx: StageContext, model: ClusterModel, embeddings: torch.Tensor | None = None
-    ) -> dict[str, float]:
-        """Save LABELS, PROBA, EMBEDDINGS (backbone features unless given) and MODEL."""
+    ) -> Assignment:
+        """``model``'s assignment of the pool (embeddings: backbone features unless given)."""
         logits, feats, _ = predict(model, self._pool(ctx))
         proba = F.softmax(logits[0], dim=1)
         emb = feats if embeddings is None else embeddings
-        art.save_npy(ctx.out, art.LABELS, proba.argmax(1).cpu().numpy().astype(np.int64))
-        art.save_npy(ctx.out, art.PROBA, proba.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.EMBEDDINGS, emb.cpu().numpy().astype(np.float32))
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(model.state_dict(), tmp)
-        return cluster_stats(proba)
+        return Assignment(proba.argmax(1), proba, emb, model.state_dict(), cluster_stats(proba))
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """Neighbour mining + SCAN clustering step (Sec. 3.1-3.2)."""
-        model, _, metrics = self.scan_step(ctx)
-        return {**metrics, **self.write_assignment(ctx, model)}
+        step = self.scan_step(ctx)
+        a = self.assignment(ctx, step.model)
+        return ClusterInitOut(
+            a.labels, {**step.metrics, **a.stats}, embeddings=a.embeddings, proba=a.proba,
+            neighbors=step.neighbors, fragment_groups=step.groups, model=a.model,
+        )  # fmt: skip
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """Self-labelling (Sec. 3.3) from the cluster-init model."""
-        model = self._load(ctx, ctx.inputs["cluster-init"] / art.MODEL, 1, strict=True)
+        model = self._load_init(ctx, init.model)
         model, metrics = self.selflabel_step(ctx, model)
-        return {**metrics, **self.write_assignment(ctx, model)}
+        a = self.assignment(ctx, model)
+        return RefineOut(
+            a.labels, {**metrics, **a.stats}, proba=a.proba, embeddings=a.embeddings, model=a.model
+        )

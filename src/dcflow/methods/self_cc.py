@@ -49,17 +49,26 @@ Upstream defects and how dcflow handles them (spec section 7):
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
-from dcflow import artifacts as art
 from dcflow.clustering import KMeans
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, Selection, SelectionOut
 from dcflow.methods.base import Method, StageContext
+from dcflow.methods.registry import register_method
 from dcflow.methods.self_cc_config import SelfCCConfig
-from dcflow.methods.self_cc_refine import Pick, make_views, save_outputs, update_module
+from dcflow.methods.self_cc_refine import (
+    Pick,
+    load_module,
+    make_views,
+    refine_output,
+    update_module,
+)
 from dcflow.methods.self_cc_rtds import RTDSResult, run_rtds
 from dcflow.models import AutoEncoder
 from dcflow.models.autoencoder import embed
@@ -67,7 +76,6 @@ from dcflow.models.cluster import ClusterModel, build_model, channel_stats
 from dcflow.models.self_cc import ClusteringModule, ContrastiveFE
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
-from dcflow.registry import register_method
 from dcflow.selection.self_cc import eta_schedule, per_cluster_fraction, per_column_topk
 from dcflow.train.autoencoder import pretrain_autoencoder
 from dcflow.train.simclr import simclr_train
@@ -79,6 +87,12 @@ class SelfCC(Method):
     """Self-CC (Wang et al., TKDE 2025): fuzzy clustering module corrected by a robust solver."""
 
     name = "self-cc"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "pretrain.hidden_dims=[32] pretrain.epochs=2 cluster.n_init=1 "
+        "selection.eta_step=0.2 views.count=2 rtds.classifier1=[16] "
+        "rtds.classifier2=[16] rtds.warmup_epochs=1 rtds.cotrain_epochs=1 "
+        "update.epochs=1".split()
+    )
     paper = "Wang et al., Self-Correcting Clustering, TKDE 2025"
     Config = SelfCCConfig
     pretrain_sections = ("pretrain",)
@@ -108,7 +122,7 @@ class SelfCC(Method):
             return ContrastiveFE(self._simclr_model(ctx, load=True), ctx.data.image_shape)
         return self._autoencoder(ctx, load=True).encoder
 
-    def pretrain(self, ctx: StageContext) -> dict[str, float]:
+    def pretrain(self, ctx: StageContext) -> PretrainOut:
         """Train the FE: the fallback for the unreleased FE training (4.6).
 
         ``pretrain.fe = autoencoder`` reconstructs images (clean by default, warped with
@@ -131,18 +145,16 @@ class SelfCC(Method):
                 lambda epoch, loss: ctx.curves.log(epoch, loss=loss),
             )
             metrics = {"loss_first": first, "loss_last": last}
-        with art.atomic_path(ctx.out / art.WEIGHTS) as tmp:
-            torch.save(model.state_dict(), tmp)
-        return metrics
+        return PretrainOut(model.state_dict(), metrics)
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """Centres ``C`` ``[K, d]`` on the codes; memberships ``U`` (4.1) and ``argmax U``.
 
         ``cluster.over = 1``: k-means with K (spec 4.6). ``over > 1`` (a dcflow option): k-means
         with K' = round(over * K), the fine clusters merged into K on the kNN graph of the codes,
         centres at the merged groups' means, then the module update (4.5) fitted to the merged
-        labels for ``fit_epochs``, so that ``argmax U`` carries the merge; the fitted encoder is
-        written as ``model.pt`` and refine starts from it.
+        labels for ``fit_epochs``, so that ``argmax U`` carries the merge; the fitted module is
+        returned as ``model`` (with the fine labels) and refine starts from it.
         """
         c, x, k = self.cfg.cluster, self._flat(ctx), ctx.data.n_clusters
         encoder = self._encoder(ctx)
@@ -150,6 +162,7 @@ class SelfCC(Method):
         km = KMeans(fine_count(k, c.over, ctx.data.n), c.n_init, c.max_iter, seed=ctx.seed).fit(z)
         metrics = {"inertia": km.inertia_}
         merged: torch.Tensor | None = None
+        fine, state = None, None
         if km.cluster_centers_.shape[0] == k:
             module = ClusteringModule(encoder, km.cluster_centers_, c.m)
         else:
@@ -160,20 +173,17 @@ class SelfCC(Method):
             module = ClusteringModule(encoder, centres, c.m)
             fit = self.cfg.update.model_copy(update={"epochs": c.fit_epochs})
             losses = update_module(module, x, merged, fit, ctx.generator(2))
-            art.save_npy(ctx.out, art.FINE_LABELS, km.labels_.cpu().numpy().astype(np.int64))
-            with art.atomic_path(ctx.out / art.MODEL) as tmp:
-                torch.save(module.state_dict(), tmp)
+            fine, state = km.labels_, module.state_dict()
             metrics |= {"fit_loss": losses[-1] if losses else float("nan")}
         z, u = module.infer(x)
         labels = u.argmax(1)
         if merged is not None:
             metrics |= {"fit_agreement": float((labels == merged).float().mean())}
-        art.save_npy(ctx.out, art.EMBEDDINGS, z.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.CENTERS, module.centers.detach().cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.MEMBERSHIP, u.cpu().numpy().astype(np.float32))
-        art.save_npy(ctx.out, art.LABELS, labels.cpu().numpy().astype(np.int64))
         sizes = torch.bincount(labels, minlength=k)
-        return {**metrics, "min_cluster": float(sizes.min())}
+        return ClusterInitOut(
+            labels, {**metrics, "min_cluster": float(sizes.min())}, embeddings=z,
+            centers=module.centers, membership=u, fine_labels=fine, model=state,
+        )  # fmt: skip
 
     def _select(self, u: torch.Tensor, eta: float) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.cfg.selection
@@ -185,37 +195,31 @@ class SelfCC(Method):
         s = self.cfg.selection
         return eta_schedule(s.eta0, s.eta_step, s.stop)
 
-    def select(self, ctx: StageContext) -> dict[str, float]:
+    def select(self, ctx: StageContext, init: ClusterInitOut) -> SelectionOut:
         """Level-1 selection at eta_0 on the cluster-init memberships (4.3)."""
-        u = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.MEMBERSHIP))
+        u = torch.from_numpy(init.membership)
         schedule = self._schedule()
         if not schedule:
             raise StageError("the eta schedule is empty: selection.eta0 already meets the stop")
         idx, lab = self._select(u, schedule[0])
         for t, eta in enumerate(schedule):
             ctx.curves.log(t, eta=eta)
-        art.save_npz(
-            ctx.out,
-            art.SELECTED,
-            indices=idx.numpy(),
-            pseudo_labels=lab.numpy(),
-            eta=np.float64(schedule[0]),
-            t=np.int64(0),
-        )
-        return {
+        extras = {"pseudo_labels": lab.numpy(), "eta": np.float64(schedule[0]), "t": np.int64(0)}
+        metrics = {
             "n_selected": float(idx.numel()),
             "selected_fraction": idx.numel() / max(1, u.shape[0]),
             "eta": schedule[0],
             "n_outer_planned": float(len(schedule)),
         }
+        return SelectionOut(Selection(idx.numpy(), extras), metrics)
 
     def _first_selection(
-        self, ctx: StageContext, u: torch.Tensor, eta: float
+        self, ctx: StageContext, u: torch.Tensor, eta: float, selection: SelectionOut | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The selection stage's artifact when the layout has one, else recomputed at eta_0."""
-        if "confident-sample-selection" not in ctx.inputs:
+        """The selection stage's output when the layout has one, else recomputed at eta_0."""
+        if selection is None:
             return self._select(u, eta)
-        sel = art.load_npz(ctx.inputs["confident-sample-selection"], art.SELECTED)
+        sel = selection.selected
         if abs(float(sel["eta"]) - eta) > 1e-9:
             raise StageError(f"selection artifact has eta {float(sel['eta'])}, schedule {eta}")
         return (
@@ -228,8 +232,8 @@ class SelfCC(Method):
             return encoder.out_dim
         return self.cfg.pretrain.embedding_dim
 
-    def _module(self, ctx: StageContext) -> ClusteringModule:
-        centers = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.CENTERS))
+    def _module(self, ctx: StageContext, init: ClusterInitOut) -> ClusteringModule:
+        centers = torch.from_numpy(init.centers)
         encoder = self._encoder(ctx)
         shape = (ctx.data.n_clusters, self._code_dim(encoder))
         if tuple(centers.shape) != shape:  # pitfall 4: centres are rows
@@ -237,7 +241,7 @@ class SelfCC(Method):
         module = ClusteringModule(encoder, centers.to(ctx.device), self.cfg.cluster.m)
         if fine_count(ctx.data.n_clusters, self.cfg.cluster.over, ctx.data.n) > shape[0]:
             # cluster-init fitted the encoder to the merged labels: start from that module
-            load_into(module, ctx.inputs["cluster-init"] / art.MODEL, "fitted clustering module")
+            load_module(module, init.model)
         return module
 
     def _outer_step(
@@ -256,10 +260,12 @@ class SelfCC(Method):
         )
         return res, update_module(module, x, res.target.argmax(1), self.cfg.update, gen)
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """The outer loop (4.2): select, RTDS, module update, agreement stop."""
         torch.manual_seed(ctx.seed)
-        module, gen, x = self._module(ctx), ctx.generator(3), self._flat(ctx)
+        module, gen, x = self._module(ctx, init), ctx.generator(3), self._flat(ctx)
         _, u = module.infer(x)
         schedule = self._schedule()
         if not schedule:
@@ -270,7 +276,9 @@ class SelfCC(Method):
         for t, eta in enumerate(schedule):
             a_prev = u.argmax(1)
             first = t == 0
-            picked = self._first_selection(ctx, u, eta) if first else self._select(u, eta)
+            picked = (
+                self._first_selection(ctx, u, eta, selection) if first else self._select(u, eta)
+            )
             picks.append(Pick(t, eta, *picked))
             res, losses = self._outer_step(ctx, module, picks[-1], gen)
             _, u = module.infer(x)
@@ -287,12 +295,13 @@ class SelfCC(Method):
             bar.update(t + 1, agreement=agree, sigma=res.sigma)
             if agree >= self.cfg.selection.agreement_stop:
                 break
-        labels = save_outputs(ctx.out, module, x, res, picks)
-        art.append_jsonl(ctx.out, art.HISTORY, history)
-        return {
+        out = refine_output(module, x, res, picks, history)
+        same = (res.target.argmax(1) == out.labels).float().mean()
+        out.metrics = {
             "n_outer": float(len(history)),
             "stopped_by_agreement": float(agree >= self.cfg.selection.agreement_stop),
             "last_agreement": agree,
             "sigma_max": max(h["sigma"] for h in history),
-            "target_vs_module_agreement": float((res.target.argmax(1) == labels).float().mean()),
+            "target_vs_module_agreement": float(same),
         }
+        return out

@@ -5,13 +5,13 @@ Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from dcflow import artifacts as art
+from dcflow.errors import WeightsError
+from dcflow.handoff import RefineOut, Selection, StateDict
 from dcflow.losses.self_cc import module_update_loss
 from dcflow.methods.self_cc_config import UpdateConfig
 from dcflow.methods.self_cc_rtds import RTDSResult
@@ -82,6 +82,20 @@ def update_module(
     return losses
 
 
+def load_module(module: ClusteringModule, state: StateDict | None) -> None:
+    """Load cluster-init's fitted clustering module (``cluster.over > 1``) into ``module``.
+
+    Raises:
+        WeightsError: cluster-init returned no module, or one that does not fit ``module``.
+    """
+    if state is None:
+        raise WeightsError("cluster-init has no fitted clustering module (model.pt)")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError:
+        raise WeightsError("cluster-init's model.pt does not fit the clustering module") from None
+
+
 class Pick(NamedTuple):
     """One outer iteration's selection: ``t``, ``eta``, indices ``[S]``, pseudo-labels ``[S]``."""
 
@@ -95,34 +109,36 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def save_outputs(
-    out: Path, module: ClusteringModule, x: torch.Tensor, res: RTDSResult, picks: list[Pick]
-) -> torch.Tensor:
-    """Write the refine artifact; return the final labels ``argmax U`` ``[N]``.
+def refine_output(
+    module: ClusteringModule,
+    x: torch.Tensor,
+    res: RTDSResult,
+    picks: list[Pick],
+    history: list[dict[str, float]],
+) -> RefineOut:
+    """The refine stage's output (metrics left empty for the caller).
 
-    ``labels``/``membership``/``embeddings``/``centers`` come from the updated module, ``proba``
-    is the last RTDS pair's ``Q / 2`` (classifier probabilities, for ECE), ``target`` is ``Q``,
-    ``division`` the last labelled masks and weights, ``selected`` every iteration's selection.
+    ``labels`` (``argmax U``) / ``membership`` / ``embeddings`` / ``centers`` come from the updated
+    module, ``proba`` is the last RTDS pair's ``Q / 2`` (classifier probabilities, for ECE),
+    ``target`` is ``Q``, ``division`` the last selection's indices with its labelled masks and
+    weights, ``selected`` every iteration's selection (``pseudo_labels``, ``t`` per row and ``eta``
+    per iteration), ``history`` one row per outer iteration, ``model`` the module's state dict.
     """
     z, u = module.infer(x)
-    labels, q = u.argmax(1), res.target
-    art.save_npy(out, art.LABELS, _np(labels).astype(np.int64))
-    art.save_npy(out, art.PROBA, _np(q / q.sum(1, keepdim=True)).astype(np.float32))
-    art.save_npy(out, art.EMBEDDINGS, _np(z).astype(np.float32))
-    art.save_npy(out, art.MEMBERSHIP, _np(u).astype(np.float32))
-    art.save_npy(out, art.CENTERS, _np(module.centers).astype(np.float32))
-    art.save_npy(out, art.TARGET, _np(q).astype(np.float32))
-    division = {f"labelled_h{i + 1}": _np(m) for i, m in enumerate(res.labelled)}
-    division.update({f"weights_h{i + 1}": _np(w) for i, w in enumerate(res.weights)})
-    art.save_npz(out, art.DIVISION, indices=_np(picks[-1].indices), **division)
-    art.save_npz(
-        out,
-        art.SELECTED,
-        indices=np.concatenate([_np(p.indices) for p in picks]).astype(np.int64),
-        pseudo_labels=np.concatenate([_np(p.labels) for p in picks]).astype(np.int64),
-        t=np.concatenate([np.full(p.indices.numel(), p.t, np.int64) for p in picks]),
-        eta=np.array([p.eta for p in picks], np.float64),
+    q = res.target
+    division: dict[str, torch.Tensor] = {"indices": picks[-1].indices}
+    division.update({f"labelled_h{i + 1}": m for i, m in enumerate(res.labelled)})
+    division.update({f"weights_h{i + 1}": w for i, w in enumerate(res.weights)})
+    selected = Selection(
+        np.concatenate([_np(p.indices) for p in picks]).astype(np.int64),
+        {
+            "pseudo_labels": np.concatenate([_np(p.labels) for p in picks]).astype(np.int64),
+            "t": np.concatenate([np.full(p.indices.numel(), p.t, np.int64) for p in picks]),
+            "eta": np.array([p.eta for p in picks], np.float64),
+        },
     )
-    with art.atomic_path(out / art.MODEL) as tmp:
-        torch.save(module.state_dict(), tmp)
-    return labels
+    return RefineOut(
+        u.argmax(1), {}, proba=q / q.sum(1, keepdim=True), embeddings=z, centers=module.centers,
+        membership=u, target=q, selected=selected, division=division, history=history,
+        model=module.state_dict(),
+    )  # fmt: skip

@@ -61,24 +61,24 @@ Upstream defects and how dcflow handles them (spec Sec. 7):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
-from dcflow import artifacts as art
 from dcflow.clustering import KMeans, squared_distances
 from dcflow.clustering.merge import MergeConfig, overcluster_merge
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
+from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
 from dcflow.losses.uldc import c3_loss, evidence_tanh, evidential_loss, sdm_loss, uncertainty
 from dcflow.methods.base import StageContext
-from dcflow.methods.cc import CC, CCConfig, epoch_batches, save_assignments
+from dcflow.methods.cc import CC, CCConfig, argmax_assignments, epoch_batches
+from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import CCNetwork
 from dcflow.progress import Progress
-from dcflow.registry import register_method
 from dcflow.selection.uldc import check_counts, select_partners
 from dcflow.transforms.cc_views import ViewAugment
 
@@ -123,6 +123,12 @@ class ULDC(CC):
     """ULDC: CC init, then C3 + evidential + similarity-distribution fine-tuning of the features."""
 
     name = "uldc"
+    smoke: ClassVar[tuple[str, ...]] = tuple(
+        "model.arch=mlp model.widths=[32] model.image_size=null model.instance_dim=16 "
+        "model.head_hidden=32 augment.crop_area=null augment.jitter=0 "
+        "augment.grayscale_p=0 augment.hflip=0 pretrain.epochs=2 pretrain.batch_size=64 "
+        "refine.epochs=1 refine.batch_size=64 refine.k_unc=8".split()
+    )
     paper = "ULDC: uncertainty-based learning for deep clustering, Applied Intelligence 2024"
     Config = ULDCConfig
     stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
@@ -174,14 +180,16 @@ class ULDC(CC):
                 sums[key] += float(terms[key].detach().mean())
         return {k: v / len(batches) for k, v in sums.items()}
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
         """ULDC fine-tuning (spec 4.3), then cluster-head labels after the last epoch."""
         r = self.cfg.refine
         check_counts(r.k_sim, r.k_unc, r.k_cut, min(r.batch_size, ctx.data.n))
         torch.manual_seed(ctx.seed)
         x, model, gen = self.images(ctx), self.load_network(ctx), ctx.generator(2)
         aug = self.views()
-        init = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.LABELS)).to(ctx.device)
+        init_labels = torch.from_numpy(init.labels).to(ctx.device)
         params = [*model.backbone.parameters(), *model.instance_head.parameters()]
         opt = torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
         bar, history = Progress("refine", r.epochs), []
@@ -191,7 +199,7 @@ class ULDC(CC):
                 raise StageError(f"ULDC refine diverged at epoch {epoch}; lower refine.lr")
             z, p = self.infer(model, x)
             row["z_std"] = float(z.std(0).mean())
-            row["changed_vs_init"] = float((p.argmax(1) != init).float().mean())
+            row["changed_vs_init"] = float((p.argmax(1) != init_labels).float().mean())
             history.append({"epoch": epoch, **row})
             ctx.curves.log(epoch, **row)
             bar.update(epoch, loss=row["total"], changed=row["changed_vs_init"])
@@ -201,14 +209,14 @@ class ULDC(CC):
             p = kmeans_proba(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
         elif r.assign == "merge":
             p = overcluster_merge(z, ctx.data.n_clusters, r.merge, ctx.seed).proba
-        metrics = save_assignments(ctx, z, p)
+        labels, metrics = argmax_assignments(p)
         # label-free: the two partitions matched one-to-one (Hungarian), no ground truth involved
         metrics["agreement_with_head"] = cluster_acc(head.cpu().numpy(), p.argmax(1).cpu().numpy())
-        art.append_jsonl(ctx.out, art.HISTORY, history)
-        with art.atomic_path(ctx.out / art.MODEL) as tmp:
-            torch.save(model.state_dict(), tmp)
         last = history[-1]
-        return {**metrics, **{f"final_{k}": v for k, v in last.items() if k != "epoch"}}
+        metrics = {**metrics, **{f"final_{k}": v for k, v in last.items() if k != "epoch"}}
+        return RefineOut(
+            labels, metrics, proba=p, embeddings=z, history=history, model=model.state_dict()
+        )
 
 
 def kmeans_proba(z: torch.Tensor, k: int, restarts: int, seed: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.models import AutoEncoder
 from dcflow.progress import Progress
+from dcflow.train.common import batches
 from dcflow.transforms import RandomAffine
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -90,7 +91,7 @@ def pretrain_autoencoder(
     bar, losses = Progress("pretrain", cfg.epochs), []
     for epoch in range(1, cfg.epochs + 1):
         total = torch.zeros((), device=x.device)
-        for idx in torch.randperm(len(x), generator=gen).to(x.device).split(cfg.batch_size):
+        for idx in batches(len(x), cfg.batch_size, gen, x.device):
             xb = warp(x[idx], gen) if warp is not None else x[idx]
             loss = torch.nn.functional.mse_loss(model(xb), xb)
             opt.zero_grad(set_to_none=True)

@@ -3,36 +3,32 @@
 Loaded into every stage process through ``$DCFLOW_PLUGINS`` by ``test_layouts.py``.
 """
 
-import numpy as np
 import torch
 
-from dcflow import artifacts as art
 from dcflow.clustering.kmeans import KMeans
+from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
 from dcflow.methods.base import Method, StageContext
-from dcflow.registry import register_method
+from dcflow.methods.registry import register_method
 
 
 class _Toy(Method):
     paper: str = "test double"
 
-    def cluster_init(self, ctx: StageContext) -> dict[str, float]:
+    def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         x = torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1))
         km = KMeans(ctx.data.n_clusters, n_init=2, seed=ctx.seed)
         labels = km.fit_predict(x)
-        art.save_npy(ctx.out, art.LABELS, labels.numpy().astype(np.int64))
         d = torch.cdist(x, km.cluster_centers_)
         proba = torch.softmax(-d / d.mean(), dim=1)
-        art.save_npy(ctx.out, art.PROBA, proba.numpy().astype(np.float32))
-        return {"inertia": float(km.inertia_)}
+        return ClusterInitOut(labels, {"inertia": float(km.inertia_)}, proba=proba)
 
-    def refine(self, ctx: StageContext) -> dict[str, float]:
-        labels = torch.from_numpy(art.load_npy(ctx.inputs["cluster-init"], art.LABELS))
-        assert "confident-sample-selection" not in ctx.inputs
-        art.save_npy(ctx.out, art.LABELS, labels.numpy())
-        art.save_npy(ctx.out, art.PROBA, art.load_npy(ctx.inputs["cluster-init"], art.PROBA))
+    def refine(
+        self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
+    ) -> RefineOut:
+        assert selection is None
         for step in range(3):
             ctx.curves.log(step, loss=1.0 / (step + 1), selected_fraction=0.5 + 0.1 * step)
-        return {"changed": 0.0}
+        return RefineOut(init.labels, {"changed": 0.0}, proba=init.proba)
 
 
 @register_method

@@ -1,0 +1,54 @@
+"""pretrain: train the backbone and publish its weights to the store; or, cached, verify them.
+
+Either way later stages receive a (URI, sha256) pair and verify it again before loading.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from dcflow import artifacts as art
+from dcflow.progress import emit
+from dcflow.stages.common import default_weights_store, finish, guard, weights_key
+from dcflow.stages.runner import open_stage
+from dcflow.storage import WeightsStore, fetch_weights
+
+
+@guard
+def pretrain(
+    config_json: str, weights_store: str, out_dir: str, started: float | None = None
+) -> dict[str, Any]:
+    """Run the method's pretrain hook, save its weights, publish them to the store.
+
+    Returns:
+        ``weights_uri``, ``weights_sha256`` and the compact ``report``.
+    """
+    with open_stage("pretrain", config_json, out_dir, started=started, cached=False) as stage:
+        result = stage.method.pretrain(stage.ctx)
+        result.save(stage.out)
+        method = stage.method
+        key = weights_key(
+            method.weights_name(), stage.data, method.pretrain_config(), stage.cfg.seed
+        )
+        curves = stage.ctx.curves.to_dict()
+        stored = WeightsStore(weights_store or default_weights_store()).publish(
+            method.weights_name(), key, stage.out / art.WEIGHTS, curves=curves
+        )
+        emit(f"  weights stored: {stored.uri}")
+        report = finish("pretrain", stage.started, stage.out, result.metrics, curves)
+    return {"weights_uri": stored.uri, "weights_sha256": stored.sha256, "report": report}
+
+
+@guard
+def verify_cached(
+    weights_uri: str, weights_sha256: str, started: float | None = None
+) -> dict[str, Any]:
+    """On a cache hit: fetch the stored weights and check their sha256; pretrain is skipped."""
+    started = started or time.time()
+    emit("start pretrain (cached: verifying weights)")
+    with tempfile.TemporaryDirectory(prefix="dcflow-verify-") as tmp:
+        fetch_weights(weights_uri, weights_sha256, Path(tmp) / art.WEIGHTS)
+    return finish("pretrain", started, None, {}, skipped=True)

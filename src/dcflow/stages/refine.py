@@ -1,0 +1,46 @@
+"""refine: the method's (semi-)supervised refinement, from cluster-init and the selection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.stages.common import guard
+from dcflow.stages.runner import open_stage
+
+
+@guard
+def refine(
+    config_json: str,
+    init_dir: str,
+    out_dir: str,
+    selection_dir: str = "",
+    weights_uri: str = "",
+    weights_sha256: str = "",
+    started: float | None = None,
+) -> dict[str, Any]:
+    """Run the method's refine hook; save its :class:`~dcflow.handoff.RefineOut`.
+
+    Args:
+        config_json: the run config.
+        init_dir: the cluster-init artifact.
+        out_dir: this stage's artifact.
+        selection_dir: the selection artifact ("" for methods without that stage).
+        weights_uri: the pretrained weights.
+        weights_sha256: their checksum.
+        started: wall-clock start.
+
+    Returns:
+        The stage's compact report.
+    """
+    inputs = {"cluster-init": init_dir}
+    if selection_dir:
+        inputs["confident-sample-selection"] = selection_dir
+    with open_stage(
+        "refine", config_json, out_dir, inputs, weights_uri, weights_sha256, started
+    ) as stage:
+        if stage.reused is not None:
+            return stage.reused
+        init = ClusterInitOut.load(init_dir)
+        selection = SelectionOut.load(selection_dir) if selection_dir else None
+        return stage.close(stage.method.refine(stage.ctx, init, selection))
