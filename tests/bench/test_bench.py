@@ -11,7 +11,7 @@ import torch
 
 from benchmarks import bench
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CPU = torch.device("cpu")
 

@@ -48,7 +48,6 @@ def test_metrics_survive_a_dying_server_and_sync_later(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
     monkeypatch.setenv("DCFLOW_PLUGINS", "toy_layout")
-    monkeypatch.syspath_prepend(str(PLUGINS))
     methods._load_plugins()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", dying_server)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
