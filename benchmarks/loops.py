@@ -30,9 +30,7 @@ from dcflow.models.autoencoder import AutoEncoder
 from dcflow.models.cc_backbones import build_cc_network
 from dcflow.models.cluster import build_model, channel_stats
 from dcflow.models.propos_net import ProPosNet, ema_momentum
-from dcflow.transforms.affine import RandomAffine
-from dcflow.transforms.cc_views import ViewAugment
-from dcflow.transforms.propos_views import affine_view, simclr_view
+from dcflow.transforms.presets import CCView, RandomAffine, affine_view, simclr_view
 from dcflow.transforms.views import random_view
 
 BareLoop = Callable[[Any, Any, torch.device, int], float]
@@ -118,7 +116,7 @@ def bare_simclr_pretrain(method: Any, data: Any, device: torch.device, epochs: i
 
 
 def bare_cc_pretrain(method: Any, data: Any, device: torch.device, epochs: int) -> float:
-    """CC/ULDC: two ``ViewAugment`` views, instance + cluster contrast, Adam; full batches only."""
+    """CC/ULDC: two ``CCView`` views, instance + cluster contrast, Adam; full batches only."""
     m, c, x = method.cfg.model, method.cfg.pretrain, _images(data, device)
     ch, h, w = data.image_shape
     shape = (ch, m.image_size, m.image_size) if m.image_size else (ch, h, w)
@@ -126,7 +124,7 @@ def bare_cc_pretrain(method: Any, data: Any, device: torch.device, epochs: int) 
         m.arch, shape, data.n_clusters, m.widths, m.instance_dim, m.head_hidden, m.stem
     ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-    aug = ViewAugment(size=m.image_size, **method.cfg.augment.model_dump())
+    aug = CCView(size=m.image_size, **method.cfg.augment.model_dump())
     gen, b = torch.Generator().manual_seed(0), min(c.batch_size, data.n)
     started = time.perf_counter()
     for _ in range(epochs):

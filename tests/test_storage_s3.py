@@ -1,6 +1,5 @@
 """S3 on the cluster path: fail fast on an unusable store, datasets from a bucket by checksum."""
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,19 +19,16 @@ from dcflow.storage import check_s3_writable
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("moto")
-    keys = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    saved = {k: os.environ.get(k) for k in [*keys, "AWS_DEFAULT_REGION"]}
-    os.environ.update(keys, AWS_DEFAULT_REGION="us-east-1")
+    mp = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        mp.setenv(key, value)
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
     try:
         with moto_s3(work) as url:
             boto3.client("s3", endpoint_url=url).create_bucket(Bucket="data")
             yield url
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        mp.undo()
 
 
 def test_unreachable_endpoint_fails_before_any_stage(

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from dcflow import artifacts as art
-from dcflow.errors import WeightsError
+from dcflow.models.state import load_state
 
 T = TypeVar("T", bound="_Out")
 Array = Any  # np.ndarray or torch.Tensor; converted on save
@@ -36,24 +36,6 @@ def save_state(directory: str | Path, name: str, state: StateDict) -> None:
     """``torch.save`` a state dict atomically."""
     with art.atomic_path(art.safe_join(directory, name)) as tmp:
         torch.save(dict(state), tmp)
-
-
-def load_state(path: str | Path, what: str = "model") -> dict[str, torch.Tensor]:
-    """Load a state dict with ``weights_only=True`` (no pickled code) onto the CPU.
-
-    Raises:
-        WeightsError: missing file, or not a state dict of tensors.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"{what}: {p} not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is one line
-        raise WeightsError(f"{what}: {p} cannot be loaded ({type(exc).__name__})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f"{what}: {p} is not a state dict of tensors")
-    return state
 
 
 @dataclass

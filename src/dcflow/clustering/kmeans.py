@@ -2,7 +2,7 @@
 
 Lloyd iterations with k-means++ seeding, ``n_init`` restarts keeping the lowest inertia, computed on
 whatever device the data lives on. Squared distances use ``||x||^2 - 2 x.c + ||c||^2`` clamped at 0
-(ASPC-DA spec, pitfall 4).
+(docs/specs/aspc-da.md pitfall 4).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Per sample ``l_i = (1/d) ||f(T(x_i)) - mu_{y_i}||^2``; the batch loss is
 ``sum_B v_i l_i / max(1, sum_B v_i)`` (TF-1 Keras normalisation by the number of non-zero weights,
-ASPC-DA spec pitfall 3; the ``max`` guards an all-zero batch).
+docs/specs/aspc-da.md pitfall 3; the ``max`` guards an all-zero batch).
 """
 
 from __future__ import annotations

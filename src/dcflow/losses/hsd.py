@@ -3,12 +3,12 @@
 H.-X. Zhang, D. Huang, "Deep Clustering with Diffused Sampling and Hardness-aware
 Self-distillation", arXiv 2401.14038 (2024), Sec. III-C, after H. Liu, M. Ye, "Improving
 Self-supervised Lightweight Model Learning via Hard-Aware Metric Distillation", ECCV 2022.
-Re-implemented from ``shared/methods/hadis.md`` section 4.2.
+Re-implemented from docs/specs/hadis.md §4.2.
 
-Upstream defect handled (spec pitfall 11): rows without a negative used a placeholder distance of
-1e5, which overflows float16 (max 65504) and gives ``inf * 0 = NaN`` under mixed precision. Here the
-loss is computed in float32 and rows without a negative are masked with booleans, so no placeholder
-ever enters the arithmetic.
+Upstream defect handled (docs/specs/hadis.md pitfall 11): rows without a negative used a
+placeholder distance of 1e5, which overflows float16 (max 65504) and gives ``inf * 0 = NaN`` under
+mixed precision. Here the loss is computed in float32 and rows without a negative are masked with
+booleans, so no placeholder ever enters the arithmetic.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Z. Huang, J. Chen, J. Zhang, H. Shan, "Learning Representation for Clustering via Prototype
 Scattering and Positive Sampling", IEEE TPAMI 2022 (arXiv 2111.11821), Sec. 3.2-3.3. Re-implemented
-from ``shared/methods/hadis.md`` section 4.2; no upstream code is copied.
+from docs/specs/hadis.md §4.2; no upstream code is copied.
 
 Shapes: ``B`` batch, ``d`` embedding dim, ``K`` clusters.
 """
@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 
 ABSENT_LOGIT = -10.0
-"""Logit given to a cluster absent from the batch, set after dividing by tau (spec pitfall 6)."""
+"""Logit given to a cluster absent from the batch, set after dividing by tau.
+
+docs/specs/hadis.md pitfall 6.
+"""
 
 
 def alignment_loss(p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -25,7 +28,8 @@ def alignment_loss(p: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
     Returns:
         Scalar in ``[-2, 2]``; ``-2`` when every ``p_i`` is parallel to ``k_i``. It equals the
-        unit-vector MSE ``2 - 2 cos`` minus 2, so the gradient is BYOL's (spec pitfall 4).
+        unit-vector MSE ``2 - 2 cos`` minus 2, so the gradient is BYOL's (docs/specs/hadis.md
+        pitfall 4).
     """
     return -2.0 * F.cosine_similarity(p, k.detach(), dim=1).mean()
 

@@ -1,6 +1,6 @@
 """Losses of Self-CC (Wang et al., "Self-Correcting Clustering", IEEE TKDE 37(3), 2025).
 
-The paper text was not available; formulas follow ``shared/methods/self-cc.md`` (sections 4.1,
+The paper text was not available; formulas follow docs/specs/self-cc.md (§4.1,
 4.4 and 4.5), which re-reads the authors' released code. Every function is device-agnostic.
 """
 
@@ -16,7 +16,7 @@ from dcflow.clustering import squared_distances
 def log_membership(
     z: torch.Tensor, centers: torch.Tensor, m: float, eps: float = 1e-12
 ) -> torch.Tensor:
-    """Log fuzzy-c-means memberships in log space (spec 4.1, pitfall 5).
+    """Log fuzzy-c-means memberships in log space (docs/specs/self-cc.md §4.1; pitfall 5).
 
     ``u_ik = d_ik^{-2/(m-1)} / sum_j d_ij^{-2/(m-1)} = softmax_k(-(1/(m-1)) log(d2_ik + eps))``.
     The power form overflows float32 for small distances; this form stays finite even when a code
@@ -38,7 +38,9 @@ def log_membership(
 
 
 def warmup_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
-    """RTDS warm-up loss (spec 4.4.1): ``CE(h(x), y) + gamma * mean_i sum_c p_ic log p_ic``.
+    """RTDS warm-up loss ``CE(h(x), y) + gamma * mean_i sum_c p_ic log p_ic``.
+
+    docs/specs/self-cc.md §4.4.1.
 
     The second term is the negative entropy (DivideMix's confidence penalty): minimising it
     makes predictions *less* confident. On uniform logits it equals ``-ln K`` and cancels CE.
@@ -62,7 +64,8 @@ def sharpen(p: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
 def mixup_lambda(alpha: float, draws: int, gen: torch.Generator) -> float:
     """Upstream's mixing weight: the mean of ``max(b, 1 - b)`` over ``draws`` Beta(alpha, alpha).
 
-    With alpha 0.3 and 300 draws it is about 0.866 (spec 4.4.5), nearly a constant.
+    With alpha 0.3 and 300 draws it is about 0.866 (docs/specs/self-cc.md §4.4.5), nearly a
+    constant.
     """
     seed = int(torch.randint(2**31 - 1, (1,), generator=gen).item())
     b = np.random.default_rng(seed).beta(alpha, alpha, size=draws)
@@ -70,7 +73,7 @@ def mixup_lambda(alpha: float, draws: int, gen: torch.Generator) -> float:
 
 
 def prior_penalty(p_mean: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-    """``R = sum_c pi_c log(pi_c / p_hat_c)`` (spec 4.4.5): 0 iff ``p_hat == pi``.
+    """``R = sum_c pi_c log(pi_c / p_hat_c)`` (docs/specs/self-cc.md §4.4.5): 0 iff ``p_hat == pi``.
 
     Args:
         p_mean: ``[K]`` batch-mean prediction ``p_hat``.
@@ -87,7 +90,7 @@ def mixmatch_loss(
     sigma: float,
     faithful_views: int = 0,
 ) -> torch.Tensor:
-    """Co-training loss of one batch (spec 4.4.5).
+    """Co-training loss of one batch (docs/specs/self-cc.md §4.4.5).
 
     ``L = -mean_i sum_c y'_ic log softmax(h(x'_i))_c + sigma * MSE(softmax(h(u')), y'_u)
     + sum_c pi_c log(pi_c / p_hat_c)`` with ``p_hat`` the batch mean of ``softmax(h(x'))`` and

@@ -1,6 +1,6 @@
 """ULDC refine losses: C3 contrast, Dirichlet evidential loss and similarity-distribution matching.
 
-Re-implemented from ``shared/methods/uldc.md`` Sec. 4.3 (ULDC, Applied Intelligence 2024, built on
+Re-implemented from docs/specs/uldc.md §4.3 (ULDC, Applied Intelligence 2024, built on
 C3: Sadeghi et al., BMVC 2023, Eq. 4; evidential loss after DECL, Qin et al., ACM MM 2022; SDM after
 IRRA, Jiang & Ye, CVPR 2023). Notation: ``B`` batch, ``S = z1 z2^T`` the ``[B, B]`` cross-view
 cosine matrix of L2-normalised embeddings, ``Y`` the ``[B, B]`` 0/1 partner indicator.
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 
 def c3_loss(z1: torch.Tensor, z2: torch.Tensor, zeta: float = 0.6) -> torch.Tensor:
-    """C3 cross-instance loss (spec 4.3a).
+    """C3 cross-instance loss (docs/specs/uldc.md §4.3a).
 
     ``s = Z Z^T`` for ``Z = [z1; z2]`` (``[2B, 2B]``, no temperature). Row ``i``'s positives are
     ``{j : s_ij > zeta}`` plus ``i`` itself and its other view. The sum over the ``2B`` rows of
@@ -36,17 +36,22 @@ def c3_loss(z1: torch.Tensor, z2: torch.Tensor, zeta: float = 0.6) -> torch.Tens
 
 
 def evidence_tanh(s: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
-    """Evidence ``exp(tanh(s) / tau)`` (spec 4.3c), elementwise; spans ~5e-4 .. 2e3 for tau 0.1."""
+    """Evidence ``exp(tanh(s) / tau)``, elementwise; spans ~5e-4 .. 2e3 for tau 0.1.
+
+    docs/specs/uldc.md §4.3c.
+    """
     return torch.exp(torch.tanh(s) / tau)
 
 
 def evidence_relu(s: torch.Tensor) -> torch.Tensor:
-    """Evidence ``max(s, 0)`` (spec 4.3c), elementwise."""
+    """Evidence ``max(s, 0)`` (docs/specs/uldc.md §4.3c), elementwise."""
     return F.relu(s)
 
 
 def uncertainty(alpha12: torch.Tensor, alpha21: torch.Tensor) -> torch.Tensor:
-    """Subjective-logic uncertainty per anchor (spec 4.3d), the ``B`` columns as classes.
+    """Subjective-logic uncertainty per anchor, the ``B`` columns as classes.
+
+    docs/specs/uldc.md §4.3d.
 
     Args:
         alpha12: ``[B, B]`` Dirichlet parameters of view-1 anchors.
@@ -60,7 +65,7 @@ def uncertainty(alpha12: torch.Tensor, alpha21: torch.Tensor) -> torch.Tensor:
 
 
 def dirichlet_kl_uniform(alpha: torch.Tensor) -> torch.Tensor:
-    """``KL(Dir(alpha) || Dir(1, ..., 1))`` per row (spec 4.3f).
+    """``KL(Dir(alpha) || Dir(1, ..., 1))`` per row (docs/specs/uldc.md §4.3f).
 
     Args:
         alpha: ``[B, C]`` Dirichlet parameters (> 0).
@@ -78,7 +83,7 @@ def dirichlet_kl_uniform(alpha: torch.Tensor) -> torch.Tensor:
 def evidential_row_loss(
     alpha: torch.Tensor, y: torch.Tensor, lambda_kl: float = 0.1
 ) -> torch.Tensor:
-    """Evidential (Dirichlet MSE) loss per anchor row (spec 4.3f, after DECL).
+    """Evidential (Dirichlet MSE) loss per anchor row (docs/specs/uldc.md §4.3f, after DECL).
 
     ``sum_j (y_j - p_j)^2 + sum_j p_j (1 - p_j) / (A + 1) + lambda_kl KL(Dir(a~) || Dir(1))`` with
     ``A = sum_j alpha_j``, ``p = alpha / A`` and ``a~ = y + (1 - y) alpha`` (evidence on the
@@ -107,7 +112,9 @@ def evidential_loss(
     lambda_kl: float = 0.1,
     weights: tuple[float, float] = (0.5, 0.5),
 ) -> torch.Tensor:
-    """``L_evi`` of spec 4.3f: tanh and ReLU evidence, both view directions, the same ``Y``.
+    """``L_evi``: tanh and ReLU evidence, both view directions, the same ``Y``.
+
+    docs/specs/uldc.md §4.3f.
 
     Args:
         s: ``[B, B]`` cross-view cosines ``S_ij = cos(z1_i, z2_j)``; gradient flows through it
@@ -135,7 +142,7 @@ def row_normalise(y: torch.Tensor) -> torch.Tensor:
 def sdm_loss(
     z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor, kappa: float = 1.0, eps: float = 1e-8
 ) -> torch.Tensor:
-    """Similarity-distribution calibration ``L_SDC`` (spec 4.3g, after IRRA's SDM).
+    """Similarity-distribution calibration ``L_SDC`` (docs/specs/uldc.md §4.3g, after IRRA's SDM).
 
     ``P12_i = softmax_j(kappa cos(z1_i, z2_j))``, ``P21_i = softmax_j(kappa cos(z2_i, z1_j))``,
     ``Q`` the row-normalised indicator; ``mean_i KL(P12_i || Q_i) + mean_i KL(P21_i || Q_i)``

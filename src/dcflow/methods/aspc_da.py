@@ -1,7 +1,7 @@
 """ASPC-DA: Adaptive Self-Paced deep Clustering with Data Augmentation.
 
 X. Guo, X. Liu, E. Zhu, X. Zhu, M. Li, X. Xu, J. Yin, "Adaptive Self-paced Deep Clustering with Data
-Augmentation", IEEE TKDE 2019/2020. Re-implemented from ``shared/methods/aspc-da.md``.
+Augmentation", IEEE TKDE 2019/2020. Re-implemented from docs/specs/aspc-da.md.
 
 Stages:
     pretrain: MLP autoencoder trained to reconstruct randomly shifted/rotated images (target = the
@@ -25,12 +25,11 @@ Stages:
         two fragments of one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the
         cluster-init one).
 
-Upstream defects handled (spec section 7): the stop rule runs without ground-truth labels (upstream
-only checked it when labels were passed); squared distances are clamped at 0; the TF-1 weighted-loss
-normalisation is used with a guard for all-zero batches; augmentation uses one seeded torch
-generator in the main process (upstream workers could share a NumPy RNG); NaN pretrain losses stop
-the run.
-ASPC-DA yields no probabilities, so no ECE is reported.
+Upstream defects handled (docs/specs/aspc-da.md §7): the stop rule runs without ground-truth labels
+(upstream only checked it when labels were passed); squared distances are clamped at 0; the TF-1
+weighted-loss normalisation is used with a guard for all-zero batches; augmentation uses one seeded
+torch generator in the main process (upstream workers could share a NumPy RNG); NaN pretrain losses
+stop the run. ASPC-DA yields no probabilities, so no ECE is reported.
 """
 
 from __future__ import annotations

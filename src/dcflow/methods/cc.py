@@ -1,7 +1,7 @@
 """CC: Contrastive Clustering (Li, Hu, Liu, Peng, Zhou, Peng, AAAI 2021).
 
 The network and initial clustering that ULDC (:mod:`dcflow.methods.uldc`) refines; re-implemented
-from ``shared/methods/uldc.md`` Sec. 4.1-4.2 and the CC paper.
+from docs/specs/uldc.md §4.1-4.2 and the CC paper.
 
 Stages:
     pretrain: two random views per image; ``L = L_ins + L_clu`` (Eq. 3 and 6-7: NT-Xent over
@@ -32,7 +32,8 @@ from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
-from dcflow.transforms.cc_views import ViewAugment, resize
+from dcflow.transforms.presets import CCView
+from dcflow.transforms.warp import resize
 
 INFER_BATCH = 256
 
@@ -125,10 +126,10 @@ class CC(Method):
         load_into(model, ctx.weights, "CC network")
         return model
 
-    def views(self) -> ViewAugment:
+    def views(self) -> CCView:
         """The training view augmentation from ``augment`` and ``model.image_size``."""
         a = self.cfg.augment
-        return ViewAugment(size=self.cfg.model.image_size, **a.model_dump())
+        return CCView(size=self.cfg.model.image_size, **a.model_dump())
 
     def images(self, ctx: StageContext) -> torch.Tensor:
         """All pool images ``[N, C, H, W]`` on the device (one tensor, no loader)."""
@@ -144,7 +145,7 @@ class CC(Method):
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
 
     def _cc_step(
-        self, model: CCNetwork, xb: torch.Tensor, aug: ViewAugment, gen: torch.Generator
+        self, model: CCNetwork, xb: torch.Tensor, aug: CCView, gen: torch.Generator
     ) -> torch.Tensor:
         cfg = self.cfg.pretrain
         z1, p1 = model(aug(xb, gen))
@@ -189,7 +190,7 @@ def epoch_batches(
     """Shuffled index batches of one epoch; the last one is dropped when shorter than the rest.
 
     Contrastive losses need two or more samples, and ULDC's evidence and KL scales depend on ``B``
-    (spec pitfall 12), so every batch has the same size ``min(batch_size, n)``.
+    (docs/specs/uldc.md pitfall 12), so every batch has the same size ``min(batch_size, n)``.
     """
     b = min(batch_size, n)
     perm = torch.randperm(n, generator=gen).to(device)

@@ -1,7 +1,7 @@
 """HaDis: ProPos plus hardness-aware self-distillation (HSD).
 
 H.-X. Zhang, D. Huang, "Deep Clustering with Diffused Sampling and Hardness-aware
-Self-distillation", arXiv 2401.14038 (2024). Re-implemented from ``shared/methods/hadis.md``.
+Self-distillation", arXiv 2401.14038 (2024). Re-implemented from docs/specs/hadis.md.
 
 HaDis is ProPos unchanged (the noisy alignment is renamed *diffused sampling alignment*) with one
 extra loss term, active from the first warm-up epoch with weight ``hsd.weight`` (Sec. III-C):

@@ -2,7 +2,7 @@
 
 Z. Huang, J. Chen, J. Zhang, H. Shan, "Learning Representation for Clustering via Prototype
 Scattering and Positive Sampling", IEEE TPAMI 2022 (arXiv 2111.11821). Re-implemented from
-``shared/methods/hadis.md``; the upstream code (no licence) is not copied.
+docs/specs/hadis.md; the upstream code (no licence) is not copied.
 
 Stages (one EM run cut into coarse steps):
     pretrain: warm-up epochs ``1..W``: symmetric alignment with ``sigma = 0``, no PSL (plus HSD for
@@ -24,11 +24,11 @@ centres this is ``softmax(z . mu_c / T)``, and its argmax is always the k-means 
 come instead from over-clustering the same embeddings and merging the fragments on the kNN graph
 (:mod:`dcflow.clustering.merge`); the E-steps that drive training are unchanged.
 
-Upstream defects handled: k-means leaving a cluster empty no longer scores ACC 0 (dcflow's
-Hungarian match is rectangular, pitfall 7) and the number of empty clusters is logged; no
-``torch.distributed`` or ``.cuda()`` (pitfalls 5, 12, 15); the predictor runs once per step and
-its output is shared by alignment and HSD (pitfall 10). Deviation: k-means is Euclidean on unit
-vectors with ``kmeans.n_init`` restarts (the spec's CPU suggestion), not cosine k-means.
+Upstream defects handled: k-means leaving a cluster empty no longer scores ACC 0 (dcflow's Hungarian
+match is rectangular, pitfall 7) and the number of empty clusters is logged; no
+``torch.distributed`` or ``.cuda()`` (pitfalls 5, 12, 15); the predictor runs once per step and its
+output is shared by alignment and HSD (pitfall 10). Deviation: k-means is Euclidean on unit vectors
+with ``kmeans.n_init`` restarts (the CPU suggestion of docs/specs/hadis.md §5), not cosine k-means.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from dcflow.models.propos_net import (
     restore_checkpoint,
 )
 from dcflow.progress import Progress
-from dcflow.transforms.propos_views import affine_view, simclr_view
+from dcflow.transforms.presets import affine_view, simclr_view
 
 
 @register_method

@@ -1,7 +1,7 @@
 """Hyper-parameters of ProPos and HaDis (pydantic, paper defaults; presets in ``configs/``).
 
-Defaults follow ProPos ``cifar10_r18_propos.yml`` on one device (``shared/methods/hadis.md``
-section 5); the CPU-scale presets for digits / USPS / MNIST override them.
+Defaults follow ProPos ``cifar10_r18_propos.yml`` on one device (docs/specs/hadis.md
+§5); the CPU-scale presets for digits / USPS / MNIST override them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from dcflow.clustering.merge import MergeConfig
 from dcflow.config import StrictModel
-from dcflow.models.propos_backbones import BackboneName
+from dcflow.models.propos_net import BackboneName
 
 
 class ModelConfig(StrictModel):

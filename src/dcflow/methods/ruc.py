@@ -1,7 +1,7 @@
 """RUC: robust re-training of a SCAN clustering (confident-sample selection + co-training).
 
 S. Park, S. Han, S. Kim, D. Kim, S. Park, S. Hong, M. Cha, "Improving Unsupervised Image
-Clustering With Robust Learning", CVPR 2021. Re-implemented from ``shared/methods/ruc.md``.
+Clustering With Robust Learning", CVPR 2021. Re-implemented from docs/specs/ruc.md.
 
 Stages (SCAN's code is reused through inheritance, not copied):
     pretrain: SCAN's SimCLR; ``weights_owner = "scan"`` so either method reuses the other's cache.
@@ -14,8 +14,8 @@ Stages (SCAN's code is reused through inheritance, not copied):
         co-refurbishing (:mod:`dcflow.train.ruc`); the final assignment is the ensemble
         ``argmax(z1 + z2)`` with probabilities ``(p1 + p2) / 2`` (ECE, mean confidence).
 
-Upstream defects handled (spec section 7): raw cluster ids are kept (no GT renaming); pool size,
-K and the ramp length follow the data and the config; ``n_num`` is an integer; empty clean or
+Upstream defects handled (docs/specs/ruc.md §7): raw cluster ids are kept (no GT renaming); pool
+size, K and the ramp length follow the data and the config; ``n_num`` is an integer; empty clean or
 unclean parts of a batch are skipped instead of producing NaN; one seeded generator drives all
 randomness. The last epoch is reported (choosing the best epoch would need labels).
 """

@@ -1,7 +1,7 @@
 """SCAN: SimCLR pretraining, neighbour mining, the SCAN clustering loss, then self-labelling.
 
 W. Van Gansbeke, S. Vandenhende, S. Georgoulis, M. Proesmans, L. Van Gool, "SCAN: Learning to
-Classify Images without Labels", ECCV 2020. Re-implemented from ``shared/methods/ruc.md``.
+Classify Images without Labels", ECCV 2020. Re-implemented from docs/specs/ruc.md.
 
 Stages:
     pretrain: SimCLR (NT-Xent on two random views) of backbone + contrastive head
@@ -11,14 +11,14 @@ Stages:
         SCAN loss and keep the lowest validation-loss (epoch, head) (:mod:`dcflow.train.scan`).
     refine: self-labelling on the confident samples with strong views
         (:mod:`dcflow.train.selflabel`); falls back to the SCAN-step model when self-labelling
-        empties a cluster (spec pitfall 3).
+        empties a cluster (docs/specs/ruc.md pitfall 3).
 
 Options beyond the paper (off unless a preset sets them): ``scan.overcluster > 1`` trains
 ``round(overcluster * K)`` clusters and merges them on the mined-neighbour graph before
 self-labelling (:mod:`dcflow.train.overcluster`); the views' ``stroke`` jitters stroke width
-(:func:`dcflow.transforms.views.stroke_blend`; the ``usps`` presets use it).
+(:func:`dcflow.transforms.stroke.stroke_blend`; the ``usps`` presets use it).
 
-Upstream defects handled (spec section 7): batches without a confident sample are skipped and
+Upstream defects handled (docs/specs/ruc.md §7): batches without a confident sample are skipped and
 counted; ``drop_last`` never leaves an epoch with no step; the neighbour search is exact chunked
 ``torch.topk`` with self forced to column 0; every random draw comes from seeded generators; the
 input normalisation travels inside the checkpoint. Small-data runs are transductive (train and
@@ -150,13 +150,12 @@ class SCAN(Method):
 
     def _load_init(self, ctx: StageContext, state: StateDict | None) -> ClusterModel:
         """Build the K-way single-head model and load the cluster-init state dict strictly."""
-        if state is None:
-            raise WeightsError("this stage needs the cluster-init model")
         model = self._model(ctx, 1)
-        try:
-            model.load_state_dict(state)
-        except RuntimeError:
-            raise WeightsError("the cluster-init model does not fit the configured model") from None
+        load_into(
+            model, state, "cluster-init model",
+            needed="this stage needs the cluster-init model",
+            misfit="the cluster-init model does not fit the configured model",
+        )  # fmt: skip
         return model
 
     def pretrain(self, ctx: StageContext) -> PretrainOut:

@@ -1,17 +1,18 @@
 """Self-CC: Self-Correcting Clustering (clustering module + robust target-distribution solver).
 
 H. Wang et al., "Self-Correcting Clustering", IEEE TKDE 37(3):1439-1454, 2025. The paper text was
-not available; this follows ``shared/methods/self-cc.md``, a re-reading of the released code.
+not available; this follows docs/specs/self-cc.md, a re-reading of the released code.
 
 Stages:
     pretrain: MLP autoencoder with the feature extractor's architecture; upstream ships these
-        weights but not the code that made them (spec 4.6). Default: clean reconstruction with
-        Adam. ``pretrain.augment`` (with SGD lr 1.0 in the ``usps`` preset) is ASPC-DA's recipe,
-        reconstructing warped images (:mod:`dcflow.train.autoencoder`, shared with ASPC-DA).
-        ``pretrain.fe: simclr`` (the CIFAR-10/STL-10 presets) trains SCAN's SimCLR instead; the
-        L2-normalised backbone features are the codes (spec 4.1) and ``rtds.arch: resnet18``
-        gives the classifiers a ResNet-18. Self-CC owns its weights cache rather than borrowing
-        ASPC-DA's or SCAN's (``weights_owner``): its config section and architecture differ.
+        weights but not the code that made them (docs/specs/self-cc.md §4.6). Default: clean
+        reconstruction with Adam. ``pretrain.augment`` (with SGD lr 1.0 in the ``usps`` preset) is
+        ASPC-DA's recipe, reconstructing warped images (:mod:`dcflow.train.autoencoder`, shared with
+        ASPC-DA). ``pretrain.fe: simclr`` (the CIFAR-10/STL-10 presets) trains SCAN's SimCLR
+        instead; the L2-normalised backbone features are the codes (docs/specs/self-cc.md §4.1) and
+        ``rtds.arch: resnet18`` gives the classifiers a ResNet-18. Self-CC owns its weights cache
+        rather than borrowing ASPC-DA's or SCAN's (``weights_owner``): its config section and
+        architecture differ.
     cluster-init: k-means (``n_init`` restarts) on the codes gives the centres ``C`` ``[K, d]``;
         fuzzy memberships ``U`` (4.1) are written with the hard labels ``argmax U``. With
         ``cluster.over > 1`` (a dcflow option) k-means finds ``round(over * K)`` clusters that
@@ -26,7 +27,7 @@ Stages:
         with the previous one (Hungarian-matched) at >= ``agreement_stop``.
     evaluate: ACC/NMI/ARI on ``argmax U``; ECE from the last RTDS pair's probabilities ``Q / 2``.
 
-Upstream defects and how dcflow handles them (spec section 7):
+Upstream defects and how dcflow handles them (docs/specs/self-cc.md §7):
     1. sigma (unlabelled-loss weight) is always 0 as released (an index is compared with a length):
        ``rtds.sigma_mode`` = ``released`` (0, default) | ``fixed_rule`` (the intended symmetry test,
        implemented) | ``constant``; sigma is logged every outer iteration.
@@ -150,11 +151,11 @@ class SelfCC(Method):
     def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """Centres ``C`` ``[K, d]`` on the codes; memberships ``U`` (4.1) and ``argmax U``.
 
-        ``cluster.over = 1``: k-means with K (spec 4.6). ``over > 1`` (a dcflow option): k-means
-        with K' = round(over * K), the fine clusters merged into K on the kNN graph of the codes,
-        centres at the merged groups' means, then the module update (4.5) fitted to the merged
-        labels for ``fit_epochs``, so that ``argmax U`` carries the merge; the fitted module is
-        returned as ``model`` (with the fine labels) and refine starts from it.
+        ``cluster.over = 1``: k-means with K (docs/specs/self-cc.md §4.6). ``over > 1`` (a dcflow
+        option): k-means with K' = round(over * K), the fine clusters merged into K on the kNN graph
+        of the codes, centres at the merged groups' means, then the module update (4.5) fitted to
+        the merged labels for ``fit_epochs``, so that ``argmax U`` carries the merge; the fitted
+        module is returned as ``model`` (with the fine labels) and refine starts from it.
         """
         c, x, k = self.cfg.cluster, self._flat(ctx), ctx.data.n_clusters
         encoder = self._encoder(ctx)

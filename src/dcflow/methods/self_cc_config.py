@@ -1,4 +1,4 @@
-"""Self-CC hyper-parameters (defaults: the released USPS code; ``shared/methods/self-cc.md`` 5).
+"""Self-CC hyper-parameters (defaults: the released USPS code; docs/specs/self-cc.md §5).
 
 Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025.
 """
@@ -57,9 +57,9 @@ class RTDSConfig(StrictModel):
 class PretrainConfig(AEPretrainConfig):
     """Autoencoder with the feature extractor's architecture (USPS FE: D-500-500-1000-10).
 
-    Upstream ships the FE without its training code; the default is a clean reconstruction with
-    Adam (spec 4.6). ``augment: true`` with ``optimizer: sgd``, ``lr: 1.0`` is ASPC-DA's recipe
-    (augmented targets), which the ``usps`` preset uses with the warp in ``views``.
+    Upstream ships the FE without its training code; the default is a clean reconstruction with Adam
+    (docs/specs/self-cc.md §4.6). ``augment: true`` with ``optimizer: sgd``, ``lr: 1.0`` is
+    ASPC-DA's recipe (augmented targets), which the ``usps`` preset uses with the warp in ``views``.
     """
 
     hidden_dims: list[int] = Field(default_factory=lambda: [500, 500, 1000], min_length=1)
@@ -90,7 +90,8 @@ class ClusterConfig(StrictModel):
         ge=1.0,
         description="dcflow option: k-means with round(over * K) clusters merged into K on the "
         "kNN graph (dcflow.clustering.merge); centres = the merged groups' means, and the module "
-        "is fitted to the merged labels for fit_epochs; 1 = k-means with K (spec 4.6)",
+        "is fitted to the merged labels for fit_epochs; 1 = k-means with K "
+        "(docs/specs/self-cc.md §4.6)",
     )
     fit_epochs: int = Field(
         default=10, ge=0, description="module epochs on the merged labels (over > 1; update.*)"

@@ -1,6 +1,6 @@
-"""Self-CC refine helpers: on-device views and the clustering-module update (spec 4.4, 4.5).
+"""Self-CC refine helpers: on-device views and the clustering-module update.
 
-Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self-cc.md``.
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.4, §4.5.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from dcflow.errors import WeightsError
 from dcflow.handoff import RefineOut, Selection, StateDict
 from dcflow.losses.self_cc import module_update_loss
 from dcflow.methods.self_cc_config import UpdateConfig
 from dcflow.methods.self_cc_rtds import RTDSResult
 from dcflow.models.self_cc import ClusteringModule
+from dcflow.models.state import load_into
 from dcflow.transforms import RandomAffine
 
 
@@ -88,12 +88,11 @@ def load_module(module: ClusteringModule, state: StateDict | None) -> None:
     Raises:
         WeightsError: cluster-init returned no module, or one that does not fit ``module``.
     """
-    if state is None:
-        raise WeightsError("cluster-init has no fitted clustering module (model.pt)")
-    try:
-        module.load_state_dict(state)
-    except RuntimeError:
-        raise WeightsError("cluster-init's model.pt does not fit the clustering module") from None
+    load_into(
+        module, state, "clustering module",
+        needed="cluster-init has no fitted clustering module (model.pt)",
+        misfit="cluster-init's model.pt does not fit the clustering module",
+    )  # fmt: skip
 
 
 class Pick(NamedTuple):

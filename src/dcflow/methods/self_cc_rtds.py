@@ -1,6 +1,6 @@
 """RTDS, the robust target-distribution solver of Self-CC (one outer iteration's refine, part 1).
 
-Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self-cc.md`` 4.4.
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.4.
 Two fresh classifiers are warmed up on augmented views of the selected samples, a two-component
 GMM on their per-view losses divides the selection into labelled and unlabelled samples, and the
 pair is co-trained DivideMix-style (each net on its peer's division, MixMatch mixing, sharpened
@@ -200,7 +200,7 @@ def run_rtds(
     seed: int = 0,
     image_shape: tuple[int, ...] | None = None,
 ) -> RTDSResult:
-    """Warm-up, GMM division, co-training and the target ``Q`` (spec 4.4, steps 1-6).
+    """Warm-up, GMM division, co-training and the target ``Q`` (docs/specs/self-cc.md §4.4.1-4.4.6).
 
     Args:
         views: ``[S, A, D]`` uint8 (or float) augmented views of the selected samples.

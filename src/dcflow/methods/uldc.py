@@ -2,13 +2,14 @@
 
 DOI 10.1007/s10489-024-06125-2.
 
-Re-implemented from ``shared/methods/uldc.md`` (reconstructed from the released training step and
+Re-implemented from docs/specs/uldc.md (reconstructed from the released training step and
 its C3 / UACL relatives). ULDC fine-tunes a trained Contrastive-Clustering network
 (:mod:`dcflow.methods.cc`; ``weights_owner = "cc"`` so a ``cc`` run's cached weights are reused,
 and the same pretrain sections keep the cache key identical).
 
 Stages: download-weights, pretrain (CC, skipped on a cache hit), cluster-init (CC head argmax),
-refine, evaluate. Refine, per batch of two views (spec 4.3): ``L = L_C3 + L_evi + L_SDC`` with
+refine, evaluate. Refine, per batch of two views (docs/specs/uldc.md §4.3): ``L = L_C3 + L_evi +
+L_SDC`` with
     * ``L_C3``: C3 contrast, positives ``s_ij > zeta`` plus self and the other view;
     * ``S = z1 z2^T``; tanh evidence ``exp(tanh S / tau_e)`` gives Dirichlet ``alpha = E + 1`` per
       anchor and the uncertainty ``u_i = (B / sum alpha12_i + B / sum alpha21_i) / 2``;
@@ -21,7 +22,7 @@ reaches it), so it stays bit-identical. Final labels: cluster-head argmax after 
 (``refine.assign: head``, the default), k-means on the refined embeddings (``kmeans``), or
 k-means with more centres whose fragments are merged on the kNN graph (``merge``).
 
-Upstream defects and how dcflow handles them (spec Sec. 7):
+Upstream defects and how dcflow handles them (docs/specs/uldc.md §7):
     1. The evidential loss had no gradient (S was rebuilt entry by entry in NumPy). Here ``S`` is a
        torch tensor and ``L_evi`` back-propagates (``refine.evidential_grad: true``, the intended
        method); ``false`` detaches ``S`` to reproduce upstream.
@@ -39,13 +40,14 @@ Upstream defects and how dcflow handles them (spec Sec. 7):
     7. Evaluation ran before each epoch, so the last update was never scored (and best-of-epochs
        against labels was possible): the final labels come after the last epoch; per-epoch
        curves are label-free (loss terms, uncertainty, embedding spread, label change).
-    8. Transductive: the pool is trained on and evaluated, as upstream (stated in the README).
+    8. Transductive: the pool is trained on and evaluated, as upstream (stated in
+       docs/methods/uldc.md).
     9. The frozen cluster head reads drifting features: it is excluded from the optimiser (a test
        checks it is bit-identical), and the fraction of labels changed since cluster-init is
        logged every epoch. ``refine.assign: kmeans`` (a dcflow option, not upstream) reads the
        clusters from k-means on the refined embeddings instead, with a Gaussian-mixture
        posterior as PROBA; the small-data presets use it because there the refined features
-       cluster far better than the frozen head reads them (README numbers). ``refine.assign:
+       cluster far better than the frozen head reads them (docs/results.md). ``refine.assign:
        merge`` (also dcflow's) over-clusters with k-means and merges the fragments on the kNN
        graph (:mod:`dcflow.clustering.merge`): on USPS one class forms two tight modes, which
        k-means with K centres splits while merging two other classes.
@@ -56,7 +58,8 @@ Upstream defects and how dcflow handles them (spec Sec. 7):
     12. Evidence ``e^{tanh(s)/0.1}`` and the KL scale depend on ``B``: float32 is enough; ``B``
         is fixed within a run.
     13. Upstream preallocated evaluation buffers of ``dataset_size``: not needed here.
-    14. The journal version may differ from the 2023 code; this follows the code and spec.
+    14. The journal version may differ from the 2023 code; this follows the code and
+        docs/specs/uldc.md.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import CCNetwork
 from dcflow.progress import Progress
 from dcflow.selection.uldc import check_counts, select_partners
-from dcflow.transforms.cc_views import ViewAugment
+from dcflow.transforms.presets import CCView
 
 
 class RefineConfig(StrictModel):
@@ -162,7 +165,7 @@ class ULDC(CC):
         model: CCNetwork,
         opt: torch.optim.Optimizer,
         x: torch.Tensor,
-        aug: ViewAugment,
+        aug: CCView,
         gen: torch.Generator,
     ) -> dict[str, float]:
         """One shuffled epoch; mean of each loss term and of the uncertainty."""
@@ -183,7 +186,10 @@ class ULDC(CC):
     def refine(
         self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
     ) -> RefineOut:
-        """ULDC fine-tuning (spec 4.3), then cluster-head labels after the last epoch."""
+        """ULDC fine-tuning, then cluster-head labels after the last epoch.
+
+        docs/specs/uldc.md §4.3.
+        """
         r = self.cfg.refine
         check_counts(r.k_sim, r.k_unc, r.k_cut, min(r.batch_size, ctx.data.n))
         torch.manual_seed(ctx.seed)

@@ -1,9 +1,9 @@
 """Fully connected autoencoder of DEC / ASPC-DA.
 
-Encoder ``D -> h1 -> ... -> d`` and mirrored decoder, ReLU after every hidden layer, linear code
-and output (Xie et al., ICML 2016; Guo et al., TKDE 2019). Weights use PyTorch's default uniform
-``U(+-sqrt(1/fan_in))`` and biases start at 0, which the ASPC-DA spec needs for stable SGD at lr
-1.0.
+Encoder ``D -> h1 -> ... -> d`` and mirrored decoder, ReLU after every hidden layer, linear code and
+output (Xie et al., ICML 2016; Guo et al., TKDE 2019). Weights use PyTorch's default uniform
+``U(+-sqrt(1/fan_in))`` and biases start at 0, which docs/specs/aspc-da.md §4.2 (pitfall 10) needs
+for stable SGD at lr 1.0.
 """
 
 from __future__ import annotations

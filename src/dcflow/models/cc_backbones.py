@@ -1,9 +1,9 @@
 """Contrastive Clustering network: backbone + instance head + cluster head (CC, AAAI 2021, Fig. 2).
 
 Instance projector ``Linear(d, h) - ReLU - Linear(h, m)`` with L2-normalised output; cluster
-projector ``Linear(d, h) - ReLU - Linear(h, K) - softmax``. Backbones: an MLP (digits), a 3-conv
-CNN (USPS / MNIST / Fashion-MNIST) and the ResNet of :mod:`dcflow.models.cc_resnet` (CIFAR-10,
-ImageNet-Dogs).
+projector ``Linear(d, h) - ReLU - Linear(h, K) - softmax``. Backbones from
+:func:`~dcflow.models.backbones.build_backbone`: an MLP (digits), a 3-conv CNN with a dense layer
+(USPS / MNIST / Fashion-MNIST) and ResNet-34 (CIFAR-10, ImageNet-Dogs), in CC's parameter names.
 """
 
 from __future__ import annotations
@@ -14,62 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcflow.errors import ConfigError
-from dcflow.models.cc_resnet import ResNet
+from dcflow.models.backbones import build_backbone
 
 Arch = Literal["mlp", "cnn", "resnet18", "resnet34"]
-
-
-class MLPBackbone(nn.Module):
-    """Flatten, then ``Linear - BatchNorm - ReLU`` per hidden width; output ``[B, widths[-1]]``."""
-
-    def __init__(self, in_dim: int, widths: list[int]) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [nn.Flatten()]
-        for w in widths:
-            layers += [nn.Linear(in_dim, w), nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
-            in_dim = w
-        self.net = nn.Sequential(*layers)
-        self.out_dim = in_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, out_dim]``."""
-        return self.net(x)
-
-
-class ConvBackbone(nn.Module):
-    """``Conv3x3 - BN - ReLU`` blocks (2x2 max-pool after all but the last), then a dense layer.
-
-    ``widths[:-1]`` are the convolution channels and ``widths[-1]`` the output size of the final
-    ``Linear - BN - ReLU`` on the flattened map (kept spatial: digit identity depends on layout,
-    which global average pooling would discard).
-
-    Args:
-        image_shape: ``(C, H, W)`` of the input.
-        widths: at least two sizes, e.g. ``[32, 64, 128, 256]``.
-    """
-
-    def __init__(self, image_shape: tuple[int, int, int], widths: list[int]) -> None:
-        super().__init__()
-        if len(widths) < 2:
-            raise ConfigError("model.widths for arch cnn needs conv channels plus an output size")
-        c, h, w = image_shape
-        layers: list[nn.Module] = []
-        convs = widths[:-1]
-        for i, width in enumerate(convs):
-            layers += [nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width)]
-            layers.append(nn.ReLU(inplace=True))
-            if i < len(convs) - 1:
-                layers.append(nn.MaxPool2d(2))
-                h, w = h // 2, w // 2
-            c = width
-        dense = [nn.Linear(c * h * w, widths[-1]), nn.BatchNorm1d(widths[-1]), nn.ReLU(True)]
-        self.net = nn.Sequential(*layers, nn.Flatten(), *dense)
-        self.out_dim = widths[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, H, W]`` -> ``[B, widths[-1]]``."""
-        return self.net(x)
 
 
 def _mlp_head(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -124,17 +71,23 @@ def build_cc_network(
         arch: backbone family.
         image_shape: input shape the backbone sees.
         n_clusters: ``K``.
-        widths: hidden widths (MLP) or channel widths (CNN); ignored by ResNets.
+        widths: hidden widths (MLP), or conv channels plus the dense layer's size (CNN);
+            ignored by ResNets.
         instance_dim: instance embedding size.
         head_hidden: projector hidden width.
         stem: ResNet stem.
+
+    Raises:
+        ConfigError: ``cnn`` with fewer than two widths.
     """
-    c, h, w = image_shape
-    backbone: nn.Module
-    if arch == "mlp":
-        backbone = MLPBackbone(c * h * w, widths)
-    elif arch == "cnn":
-        backbone = ConvBackbone(image_shape, widths)
-    else:
-        backbone = ResNet(arch, c, stem)
+    backbone = build_backbone(
+        arch,
+        image_shape,
+        widths=widths,  # cnn: max-pool after every conv but the last, then a dense layer
+        head="dense",
+        stack="net",
+        flatten_layer=True,
+        stem=stem,
+        block_layout="flat",
+    )
     return CCNetwork(backbone, instance_dim, head_hidden, n_clusters)

@@ -3,7 +3,7 @@
 Keys follow the SCAN code base (``backbone.*``, ``contrastive_head.{0,2}.*``,
 ``cluster_head.{h}.*``) so a SimCLR checkpoint loads into a clustering model with only head keys
 differing. The input normalisation (per-channel mean/std of the pretraining pool) is stored as
-buffers, so every later stage uses the statistics of the checkpoint (spec ``ruc.md`` pitfall 14).
+buffers, so every later stage uses the statistics of the checkpoint (docs/specs/ruc.md pitfall 14).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from pydantic import Field
 from torch import nn
 
 from dcflow.config import StrictModel
-from dcflow.models.resnet import ResNet18
-from dcflow.models.small_cnn import SmallConvNet
+from dcflow.models.backbones import build_backbone
 
 
 class ModelConfig(StrictModel):
@@ -100,11 +99,15 @@ def build_model(
 ) -> ClusterModel:
     """The configured backbone with heads; ``mean``/``std`` default to 0/1 (set by a checkpoint)."""
     c, h, _ = image_shape
-    backbone: nn.Module
     if cfg.backbone == "resnet18":
-        backbone = ResNet18(c, cfg.stem, cfg.width)
-    else:
-        backbone = SmallConvNet(c, h, cfg.widths)
+        backbone = build_backbone(
+            "resnet18", image_shape, stem=cfg.stem, width=cfg.width, block_layout="stages"
+        )
+    else:  # small_cnn: pools 8x8 -> 4x4, 16x16 -> 4x4, 28x28 -> 7x7 (docs/specs/ruc.md 5)
+        pools = (1,) if h <= 8 else (0, 1)
+        backbone = build_backbone(
+            "cnn", image_shape, widths=cfg.widths, pool_after=pools, head="gap", stack="layers"
+        )
     mean = torch.zeros(c) if mean is None else mean
     std = torch.ones(c) if std is None else std
     return ClusterModel(backbone, cfg.proj_dim, n_clusters, n_heads, mean, std)

@@ -1,29 +1,99 @@
 """The BYOL-style online/target pair of ProPos / HaDis, its EMA update and its schedules.
 
-ProPos (Huang et al., TPAMI 2022) Sec. 3.1 and ``shared/methods/hadis.md`` sections 4.1 and 4.3:
+ProPos (Huang et al., TPAMI 2022) Sec. 3.1 and docs/specs/hadis.md §4.1 and §4.3:
 online = backbone + projector (trained), target = their EMA copies (no gradient), predictor on the
-online side only (no target copy).
+online side only (no target copy). Heads follow ProPos Sec. 4 / BYOL: ``Linear-BN-ReLU-Linear``
+for the projector and the predictor. Backbones come from
+:func:`~dcflow.models.backbones.build_backbone` in ProPos's parameter names; the CPU-scale ones are
+the spec's suggestion (``docs/specs/hadis.md`` section 5, not from either paper): digits 8x8 use
+an MLP ``64-256-256``; USPS 16x16, MNIST and Fashion-MNIST 28x28 three stride-2 conv blocks
+(32/64/128) with global average pooling.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcflow.models.propos_backbones import BackboneName, build_backbone, mlp_head
+from dcflow.errors import ConfigError
+from dcflow.models.backbones import Backbone, build_backbone
 
+BackboneName = Literal["auto", "mlp", "cnn", "resnet18"]
 PREDICTOR_INIT_STD = 0.01
+
+
+def mlp_head(in_dim: int, hidden: int, out_dim: int, init_std: float | None = None) -> nn.Module:
+    """``Linear(in, hidden)-BN-ReLU-Linear(hidden, out)`` (projector / predictor).
+
+    Args:
+        in_dim: input width.
+        hidden: hidden width (4096 in the paper).
+        out_dim: output width ``d`` (256 in the paper).
+        init_std: when given, linear weights ~ N(0, init_std^2) and biases 0 (the predictor's
+            upstream initialisation, std 0.01).
+    """
+    head = nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, out_dim),
+    )
+    if init_std is not None:
+        for m in head.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=init_std)
+                nn.init.zeros_(m.bias)
+    return head
+
+
+def resolve_backbone(
+    name: BackboneName, image_shape: tuple[int, int, int]
+) -> Literal["mlp", "cnn", "resnet18"]:
+    """``auto`` picks ``mlp`` for images of at most 8x8 pixels, ``cnn`` otherwise."""
+    if name != "auto":
+        return name
+    return "mlp" if image_shape[1] * image_shape[2] <= 64 else "cnn"
+
+
+def propos_backbone(
+    name: BackboneName, image_shape: tuple[int, int, int], widths: list[int]
+) -> Backbone:
+    """The ProPos / HaDis backbone for ``image_shape`` ``(C, H, W)``.
+
+    ``mlp``: ``Linear-BN-ReLU`` per width; ``cnn``: stride-2 ``Conv3x3-BN-ReLU`` blocks and global
+    average pooling (CPU scale); ``resnet18``: the CIFAR-stem ResNet-18 of
+    the paper. ``widths`` are ignored by ``resnet18``.
+
+    Raises:
+        ConfigError: ``resnet18`` on images smaller than 16x16.
+    """
+    kind = resolve_backbone(name, image_shape)
+    if kind == "resnet18" and min(image_shape[1:]) < 16:
+        h, w = image_shape[1:]
+        raise ConfigError(f"model.backbone=resnet18 needs images of 16x16 or more, got {h}x{w}")
+    return build_backbone(
+        kind,
+        image_shape,
+        widths=widths,
+        stride=2,
+        pool_after=(),
+        head="gap",
+        stack="net",
+        stem="cifar",
+        block_layout="flat",
+    )
 
 
 class ProPosNet(nn.Module):
     """Online encoder, its EMA target and the predictor.
 
     Args:
-        backbone: backbone name (see :func:`build_backbone`).
+        backbone: backbone name (see :func:`propos_backbone`).
         image_shape: ``(C, H, W)``.
         widths: backbone widths (ignored by ``resnet18``).
         hidden: projector / predictor hidden width (4096 in the paper).
@@ -39,9 +109,8 @@ class ProPosNet(nn.Module):
         dim: int,
     ) -> None:
         super().__init__()
-        bb = build_backbone(backbone, image_shape, widths)
-        feat_dim: int = bb.out_dim  # type: ignore[assignment]
-        self.online = nn.Sequential(bb, mlp_head(feat_dim, hidden, dim))
+        bb = propos_backbone(backbone, image_shape, widths)
+        self.online = nn.Sequential(bb, mlp_head(bb.out_dim, hidden, dim))
         self.target = copy.deepcopy(self.online)
         self.target.requires_grad_(False)
         self.predictor = mlp_head(dim, hidden, dim, init_std=PREDICTOR_INIT_STD)
@@ -91,8 +160,9 @@ def learning_rate(
     """ProPos LR at fractional epoch ``e`` (``iteration / iterations-per-epoch``).
 
     ``e < W``: ``base e / W``; else ``lr_min + (base - lr_min)(1 + cos(pi (e - W) / E)) / 2`` with
-    ``lr_min = base * eta_min``. The cosine divides by ``E``, not ``E - W`` (spec pitfall 3, kept
-    for faithfulness): the LR ends near ``base (1 + cos(pi (E - W) / E)) / 2``, not at ``lr_min``.
+    ``lr_min = base * eta_min``. The cosine divides by ``E``, not ``E - W`` (docs/specs/hadis.md
+    pitfall 3, kept for faithfulness): the LR ends near ``base (1 + cos(pi (E - W) / E)) / 2``, not
+    at ``lr_min``.
     """
     if epoch < warmup:
         return base * epoch / warmup

@@ -1,6 +1,6 @@
 """Self-CC networks: the clustering module (encoder + learnable centres) and RTDS classifiers.
 
-Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self-cc.md`` 4.1, 4.4.
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.1, §4.4.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from torch import nn
 
 from dcflow.losses.self_cc import log_membership
 from dcflow.models.autoencoder import embed
+from dcflow.models.backbones import build_backbone
 from dcflow.models.cluster import ClusterModel
-from dcflow.models.resnet import ResNet18
 
 
 def mlp_classifier(dims: list[int]) -> nn.Sequential:
@@ -35,7 +35,8 @@ def image_classifier(
     width: int,
 ) -> nn.Sequential:
     """ResNet-18 on flattened images ``[B, C*H*W]`` with an MLP head (STL/CIFAR RTDS nets)."""
-    backbone = ResNet18(image_shape[0], stem, width)
+    c, h, w = image_shape
+    backbone = build_backbone("resnet18", (c, h, w), stem=stem, width=width, block_layout="stages")
     return nn.Sequential(
         nn.Unflatten(1, tuple(image_shape)),
         backbone,
@@ -44,7 +45,9 @@ def image_classifier(
 
 
 class ContrastiveFE(nn.Module):
-    """Flattened images -> L2-normalised backbone features (the STL/CIFAR FE of spec 4.1).
+    """Flattened images -> L2-normalised backbone features (Self-CC's STL/CIFAR FE).
+
+    docs/specs/self-cc.md §4.1.
 
     Args:
         model: a SimCLR-pretrained :class:`~dcflow.models.cluster.ClusterModel` (its input

@@ -1,6 +1,6 @@
 """Self-CC selection: the eta schedule, level-1 confident selection and the level-2 GMM division.
 
-Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; ``shared/methods/self-cc.md`` 4.2-4.4.
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.2-4.4.
 Level 1 keeps the top-eta most confident members per cluster as noisy labelled data; level 2 fits
 a two-component Gaussian mixture to the classifiers' per-view losses and splits the selection into
 "labelled" (trusted) and "unlabelled" (suspected misassignments).
@@ -19,7 +19,9 @@ StopRule = Literal[">=", ">"]
 
 
 def eta_schedule(eta0: float, step: float, stop: StopRule = ">=") -> list[float]:
-    """Selection ratios ``eta_t = eta0 + t * step`` until the stop rule fires (spec 4.2).
+    """Selection ratios ``eta_t = eta0 + t * step`` until the stop rule fires.
+
+    docs/specs/self-cc.md §4.2.
 
     Multiplied, never accumulated, and rounded to 9 decimals (pitfall 7): (0.6, 0.1, ``>=``) gives
     4 values; (0.6, 0.025, ``>``) gives 17 ending at 1.0.
@@ -95,7 +97,7 @@ def clean_posterior(
     rule: Literal["low_mean", "populous"] = "low_mean",
     fits: int = 1,
 ) -> torch.Tensor:
-    """Posterior of the clean component of a 1-D two-component GMM (spec 4.4.2).
+    """Posterior of the clean component of a 1-D two-component GMM (docs/specs/self-cc.md §4.4.2).
 
     Losses are min-max normalised to [0, 1] first. ``low_mean`` (USPS/MNIST): one fit, the clean
     component has the smaller mean. ``populous`` (STL/CIFAR): ``fits`` k-means-initialised fits

@@ -1,4 +1,6 @@
-"""ULDC per-batch confident-partner selection (spec 4.3e): the uncertainty-shaped indicator.
+"""ULDC per-batch confident-partner selection: the uncertainty-shaped indicator.
+
+docs/specs/uldc.md §4.3e.
 
 Each view-1 anchor ``i`` marks its ``k_sim`` most similar view-2 partners (row ``i`` of ``S``);
 the ``k_unc`` anchors with the largest uncertainty keep only their ``k_cut`` MOST SIMILAR partners.

@@ -14,7 +14,7 @@ def batches(
     """A fresh random permutation of ``range(n)`` split into index batches on ``device``.
 
     With ``drop_last`` the last partial batch is dropped, unless it is the only batch (small pools
-    would otherwise get no step at all; spec ``ruc.md`` pitfall 5).
+    would otherwise get no step at all; docs/specs/ruc.md pitfall 5).
     """
     parts = list(torch.randperm(n, generator=gen).to(device).split(batch_size))
     if drop_last and len(parts) > 1 and parts[-1].numel() < batch_size:

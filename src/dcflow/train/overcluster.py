@@ -1,14 +1,14 @@
 """SCAN over-clustering: train ``K' > K`` clusters, merge them on the mined-neighbour graph.
 
 A dcflow option (``scan.overcluster``), not in SCAN or RUC. SCAN's entropy term pushes all K
-clusters toward equal size (spec pitfall 6). On an imbalanced pool (USPS: class 0 holds 16.7 %,
-class 5 7.7 %) the K-way optimum splits the largest class and merges two small ones, and RUC's
-refine cannot split a merged cluster. With ``K' = round(overcluster * K)`` the uniform prior asks
-for fragments smaller than every class, so no fragment needs to hold two classes; the fragments
+clusters toward equal size (docs/specs/ruc.md pitfall 6). On an imbalanced pool (USPS: class 0 holds
+16.7 %, class 5 7.7 %) the K-way optimum splits the largest class and merges two small ones, and
+RUC's refine cannot split a merged cluster. With ``K' = round(overcluster * K)`` the uniform prior
+asks for fragments smaller than every class, so no fragment needs to hold two classes; the fragments
 are then merged by average linkage on the graph of the mined neighbours
-(:func:`dcflow.clustering.merge.merge_fine`), and a K-way linear head is fitted on
-the frozen features to the merged probabilities ``q_k = sum_{j in group k} p_j`` so that
-self-labelling and RUC continue with an ordinary K-way model.
+(:func:`dcflow.clustering.merge.merge_fine`), and a K-way linear head is fitted on the frozen
+features to the merged probabilities ``q_k = sum_{j in group k} p_j`` so that self-labelling and RUC
+continue with an ordinary K-way model.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """RUC's robust refine: co-training of two networks with co-refinement and co-refurbishing.
 
 Park et al., "Improving Unsupervised Image Clustering With Robust Learning", CVPR 2021, section 3.2
-(spec ``ruc.md`` 4.7). Clean samples are labelled, the rest unlabelled; each network ``A`` is
+(docs/specs/ruc.md §4.7). Clean samples are labelled, the rest unlabelled; each network ``A`` is
 trained with its peer ``B``:
 ``L = L_X + lambda_u * r * L_U + L_S`` on MixUp of weak views (targets: co-refined pseudo-labels
 for clean samples, sharpened co-guessed predictions for unclean ones) plus label-smoothed CE on
 strong views of clean samples. Unclean samples that ``A`` predicts with confidence ``>= tau2`` are
 promoted to clean with ``A``'s label (co-refurbishing; the clean set never shrinks). The peer runs
-in train mode under ``no_grad`` as released (its BN statistics move; spec pitfall 15).
+in train mode under ``no_grad`` as released (its BN statistics move; docs/specs/ruc.md pitfall 15).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SCAN clustering step (Van Gansbeke et al., ECCV 2020, section 3.2; spec ``ruc.md`` 4.3).
+"""SCAN clustering step (Van Gansbeke et al., ECCV 2020, section 3.2; docs/specs/ruc.md §4.3).
 
 Each visit of anchor ``i`` draws one neighbour uniformly from its ``k+1`` mined candidates (self
 included); anchor and neighbour get independent random views; every head gets the SCAN loss and

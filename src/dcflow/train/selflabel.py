@@ -1,4 +1,4 @@
-"""SCAN self-labelling (Van Gansbeke et al., ECCV 2020, section 3.3; spec ``ruc.md`` 4.4).
+"""SCAN self-labelling (Van Gansbeke et al., ECCV 2020, section 3.3; docs/specs/ruc.md §4.4).
 
 Per batch, model in train mode: pseudo-labels and confidences from the non-augmented images
 without gradient; class-balanced cross-entropy on strong views of the samples with confidence

@@ -2,7 +2,7 @@
 
 Two random views per image, unit-norm projections of the contrastive head, NT-Xent (Eq. 1). Paper
 settings: SGD lr 0.4, momentum 0.9, weight decay 1e-4, batch 512, ``drop_last``, 500 epochs,
-per-epoch cosine decay to ``0.4 * 0.1**3``, tau 0.1 (spec ``ruc.md`` section 4.2).
+per-epoch cosine decay to ``0.4 * 0.1**3``, tau 0.1 (docs/specs/ruc.md §4.2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Batched views of dcflow.transforms.views on every supported image shape."""
+"""Batched views of :func:`dcflow.transforms.views.random_view` on every supported image shape."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from dcflow.train.ruc import ruc_strong_view, ruc_weak_view
 from dcflow.train.scan import paper_strong_view
 from dcflow.train.simclr import paper_simclr_view
-from dcflow.transforms.views import ViewConfig, cutout, random_view, stroke_jitter
+from dcflow.transforms.views import ViewConfig, affine_matrices_for, random_view
 
 DIGIT_STRONG = ViewConfig(
     rotation=25, translate=0.15, zoom=(0.85, 1.15), shear=15, jitter_p=0.8, brightness=0.4,
@@ -32,30 +32,17 @@ def test_views_keep_shape_range_and_are_seeded(shape: tuple[int, ...], view: Vie
 def test_default_view_is_identity() -> None:
     x = torch.rand(4, 3, 32, 32)
     assert torch.allclose(random_view(x, ViewConfig(), torch.Generator().manual_seed(0)), x)
+    mats = affine_matrices_for(ViewConfig(), 4, torch.Generator())
+    assert torch.equal(mats, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(4, 2, 3))
 
 
-def test_cutout_zeroes_at_most_one_square() -> None:
-    x = torch.ones(50, 1, 16, 16)
-    out = cutout(x, 4, torch.Generator().manual_seed(0))
-    zeros = (out == 0).sum((1, 2, 3))
-    assert (zeros >= 1).all() and (zeros <= 16).all()
-
-
-def test_stroke_jitter_by_hand() -> None:
-    x = torch.zeros(64, 1, 5, 5)
-    x[:, :, 2, 2] = 1.0  # one lit pixel per image
-    y = stroke_jitter(x, 1.0, torch.Generator().manual_seed(0))
-    a = torch.empty(64).uniform_(-1, 1, generator=torch.Generator().manual_seed(0))
-    assert (a > 0).any() and (a < 0).any()
-    for i in range(64):
-        ai = float(a[i])
-        if ai >= 0:  # toward the 3x3 dilation: the 8 neighbours light up to a, the centre stays
-            expected = torch.zeros(5, 5)
-            expected[1:4, 1:4] = ai
-            expected[2, 2] = 1.0
-        else:  # toward the erosion, which removes a lone pixel: it dims to 1 - |a|
-            expected = x[i, 0] * (1.0 + ai)
-        torch.testing.assert_close(y[i, 0], expected)
+def test_matrices_respect_ranges() -> None:
+    cfg = ViewConfig(rotation=20.0, translate=0.1, zoom=(0.5, 0.5))
+    mats = affine_matrices_for(cfg, 2000, torch.Generator().manual_seed(0))
+    linear = mats[:, :, :2] * 0.5  # undo the zoom: a pure rotation
+    assert torch.allclose(torch.linalg.det(linear), torch.ones(2000), atol=1e-5)
+    assert linear[:, 0, 0].min() >= torch.cos(torch.deg2rad(torch.tensor(20.0))) - 1e-6
+    assert mats[:, :, 2].abs().max() <= 0.2 + 1e-6
 
 
 def test_stroke_jitter_is_off_by_default_and_keeps_range() -> None:
