@@ -8,6 +8,7 @@ from dcflow_components.cluster_init import cluster_init
 from dcflow_components.confident_sample_selection import confident_sample_selection
 from dcflow_components.download_weights import download_weights
 from dcflow_components.evaluate import evaluate
+from dcflow_components.predict import predict
 from dcflow_components.pretrain import pretrain
 from dcflow_components.refine import refine
 from dcflow_components.report import report
@@ -21,6 +22,7 @@ COMPONENTS = {
     "confident-sample-selection": confident_sample_selection,
     "refine": refine,
     "evaluate": evaluate,
+    "predict": predict,
     "report": report,
 }
 

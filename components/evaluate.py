@@ -20,6 +20,7 @@ def evaluate(
     metrics: Output[Metrics],
     confusion: Output[Markdown],
     weights_uri: str = "",
+    weights_sha256: str = "",
     selection: Optional[Input[Artifact]] = None,  # noqa: UP045  (KFP parses Optional only)
 ) -> NamedTuple("Outputs", summary=str):
     """Score the final assignment, log the run to MLflow, show metrics in the KFP UI too."""
@@ -33,6 +34,7 @@ def evaluate(
     r = run(
         config, init.path, final.path, json.loads(reports), out.path, tracking_uri=tracking_uri,
         experiment=experiment, job_id=job_id, started=started, weights_uri=weights_uri,
+        weights_sha256=weights_sha256,
         selection_dir=selection.path if selection is not None else "",
     )  # fmt: skip
     kfp_outputs(r, out.path, metrics.log_metric, confusion.path)

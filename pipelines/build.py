@@ -163,6 +163,7 @@ def build(
                 experiment=experiment,
                 job_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 weights_uri=uri,
+                weights_sha256=sha,
                 **selection,
             ),
             "evaluate",

@@ -39,6 +39,8 @@ TARGET = "target.npy"  # self-cc refine: [N, K] float32 last RTDS target Q (rows
 DIVISION = "division.npz"  # self-cc refine: last RTDS labelled masks and weights per classifier
 NEIGHBORS = "neighbors.npy"  # scan/ruc cluster-init: [N, k+1] int64 mined neighbours, self first
 FINE_LABELS = "fine_labels.npy"  # aspc-da / self-cc cluster-init, over > 1: [N] int64 in [0, K')
+READOUT = "readout.npz"  # cluster-init/refine: what predict needs besides the model (maps, stats)
+RUN = "run.json"  # evaluate: the fitted run as predict finds it (config, artifacts, weights)
 FRAGMENT_GROUPS = "fragment_groups.npy"  # scan/ruc cluster-init, scan.overcluster > 1: [K']
 
 

@@ -45,6 +45,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         help="cluster train+test pooled (all, default) or one split",
     )
     p.add_argument(
+        "--eval-split",
+        choices=["train", "test"],
+        default=None,
+        help="held-out protocol: after fitting on --split, assign this other split with the "
+        "method's predict and report its metrics apart (heldout)",
+    )
+    p.add_argument(
         "--config", metavar="FILE", help="YAML file of overrides (same format as presets)"
     )
     p.add_argument(
@@ -128,8 +135,10 @@ def _parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="print the effective config of a run without running it")
     _add_run_args(cfg)
     from dcflow.compare.cli import add_parsers
+    from dcflow.predict_cli import add_parser as add_predict
 
     add_parsers(sub)
+    add_predict(sub)
     sync = sub.add_parser(
         "sync",
         help="log runs that MLflow could not take (server down mid-run) now",
@@ -153,6 +162,8 @@ def _build_config(args: argparse.Namespace) -> Any:
         dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
     if args.split:
         dataset["split"] = args.split
+    if args.eval_split:
+        dataset["eval_split"] = args.eval_split
     if is_remote(args.dataset):
         dataset["name"] = args.dataset.removeprefix("npz:")
         dataset["sha256"] = fetch_npz(dataset["name"], None)[1]  # every stage checks this
@@ -236,6 +247,10 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"\n{summary['method']} on {summary['dataset']} (n={summary['n_samples']}, seed "
         f"{summary['seed']}): {shown}   wall {summary['wall_seconds']:.1f}s"
     )
+    held = summary.get("heldout")
+    if held:
+        shown = "  ".join(f"{k.upper()} {v:.4f}" for k, v in held["metrics"].items())
+        print(f"held-out {held['split']} split (n={held['n_samples']}, not fitted on): {shown}")
 
 
 @contextlib.contextmanager
@@ -367,6 +382,7 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             "n_samples",
             "seed",
             "metrics",
+            "heldout",
             "stages",
             "wall_seconds",
             "mlflow",
@@ -374,6 +390,7 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             "predictions",
             "log",
         )
+        if k in summary
     }
     if args.json:
         with atomic_path(Path(args.json)) as tmp:
@@ -401,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sync(args)
         if args.command == "run":
             return _cmd_run(args, started)
+        if args.command == "predict":
+            from dcflow.predict_cli import cmd_predict
+
+            return cmd_predict(args)
         if args.command in ("compare", "report"):
             from dcflow.compare.cli import dispatch
 

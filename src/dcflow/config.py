@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dcflow.errors import ConfigError
 
@@ -42,6 +42,8 @@ class DatasetConfig(StrictModel):
         limit: cluster a fixed random subset of this size (seed 0), e.g. for quick tests.
         sha256: checksum of an ``s3://`` dataset; every stage verifies its download against it
             (``dcflow run`` pins it when it starts).
+        eval_split: score this other split after fitting on ``split`` (held-out protocol):
+            evaluate assigns it with the method's ``predict`` and reports it apart.
     """
 
     name: str = "digits"
@@ -50,6 +52,15 @@ class DatasetConfig(StrictModel):
     n_clusters: int | None = Field(default=None, ge=2)
     limit: int | None = Field(default=None, ge=2)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    eval_split: Literal["train", "test"] | None = None
+
+    @model_validator(mode="after")
+    def _held_out_split(self) -> DatasetConfig:
+        if self.eval_split is not None and self.eval_split == self.split:
+            raise ValueError("eval_split must be the split the run is not fitted on")
+        if self.eval_split is not None and self.split == "all":
+            raise ValueError("eval_split needs split: train or test (the fit split)")
+        return self
 
 
 class RunConfig(StrictModel):

@@ -99,6 +99,9 @@ class _Out:
         history = getattr(self, "history", None)
         if history is not None:
             art.append_jsonl(directory, art.HISTORY, history)
+        readout = getattr(self, "readout", None)
+        if readout is not None:
+            art.save_npz(directory, art.READOUT, **{k: _cpu(v) for k, v in readout.items()})
 
     @classmethod
     def load(cls: type[T], directory: str | Path) -> T:
@@ -116,6 +119,8 @@ class _Out:
             kwargs["selected"] = Selection.load(d)
         if "division" in names and (d / art.DIVISION).is_file():
             kwargs["division"] = art.load_npz(d, art.DIVISION)
+        if "readout" in names and (d / art.READOUT).is_file():
+            kwargs["readout"] = art.load_npz(d, art.READOUT)
         if "history" in names and (d / art.HISTORY).is_file():
             import json
 
@@ -153,6 +158,8 @@ class ClusterInitOut(_Out):
         fragment_groups: ``[K']`` merged group of every over-clustered head.
         membership: ``[N, K]`` fuzzy memberships.
         model: state dict of the network the assignment came from.
+        readout: what ``predict`` needs besides the model to assign new images the same way
+            (e.g. the fine-cluster -> cluster map of a merged read-out), saved as ``readout.npz``.
     """
 
     labels: Array
@@ -165,6 +172,7 @@ class ClusterInitOut(_Out):
     fragment_groups: Array | None = None
     membership: Array | None = None
     model: StateDict | None = None
+    readout: dict[str, Array] | None = None
 
     FILES: ClassVar[dict[str, tuple[str, Any]]] = {
         "labels": (art.LABELS, np.int64),
@@ -203,6 +211,7 @@ class RefineOut(_Out):
         division: labelled masks and weights of the last co-training split (Self-CC).
         history: one row per iteration.
         model: the refined network's state dict.
+        readout: what ``predict`` needs besides the model (see :class:`ClusterInitOut`).
     """
 
     labels: Array
@@ -216,6 +225,7 @@ class RefineOut(_Out):
     division: dict[str, Array] | None = None
     history: list[dict[str, Any]] | None = None
     model: StateDict | None = None
+    readout: dict[str, Array] | None = None
 
     FILES: ClassVar[dict[str, tuple[str, Any]]] = {
         "labels": (art.LABELS, np.int64),
@@ -226,3 +236,27 @@ class RefineOut(_Out):
         "target": (art.TARGET, np.float32),
     }
     STATES: ClassVar[dict[str, str]] = {"model": art.MODEL}
+
+
+@dataclass
+class PredictOut(_Out):
+    """predict: the clusters of new images under a finished run's model, without re-training.
+
+    Attributes:
+        labels: ``[M]`` cluster of every new image, in the run's cluster numbering.
+        metrics: label-free numbers (e.g. the mean confidence).
+        proba: ``[M, K]`` probabilities where the method has them (else a constructed soft
+            assignment, e.g. a softmax over negative distances to the centres, or ``None``).
+        embeddings: ``[M, d]`` codes of the new images.
+    """
+
+    labels: Array
+    metrics: dict[str, float] = field(default_factory=dict)
+    proba: Array | None = None
+    embeddings: Array | None = None
+
+    FILES: ClassVar[dict[str, tuple[str, Any]]] = {
+        "labels": (art.LABELS, np.int64),
+        "proba": (art.PROBA, np.float32),
+        "embeddings": (art.EMBEDDINGS, np.float32),
+    }

@@ -288,3 +288,26 @@ def upload_dir(local: str | Path, uri: str) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, out)
     return len(files)
+
+
+def download_prefix(uri: str, dest: str | Path) -> Path:
+    """Download every object under ``s3://bucket/prefix`` into ``dest`` (keys become paths).
+
+    Raises:
+        ServiceError: S3 failures, or nothing under the prefix.
+    """
+    from dcflow.artifacts import safe_join
+
+    bucket, prefix = split_s3(uri)
+    client = _s3_client()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in _s3_call("list", list, pages) for o in page.get("Contents", [])]
+    if not keys:
+        raise ServiceError(f"nothing under {uri}")
+    root = Path(dest)
+    for key in keys:
+        rel = key[len(prefix) :].lstrip("/") or Path(key).name
+        target = safe_join(root, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _s3_call(f"download of s3://{bucket}/{key}", client.download_file, bucket, key, str(target))
+    return root

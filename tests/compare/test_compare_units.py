@@ -9,7 +9,8 @@ import pytest
 from dcflow.compare import figures
 from dcflow.compare.plan import Plan, RunKey, load_or_create, parse_list, parse_seeds
 from dcflow.compare.report import aggregate, records_from_runs, write_csv, write_markdown
-from dcflow.compare.runner import scoped_overrides
+from dcflow.compare.runner import command, scoped_overrides
+from dcflow.compare.tuning import load_tuning, options_off, tuned_on
 from dcflow.errors import ConfigError
 
 
@@ -91,14 +92,15 @@ def test_records_keep_latest_run_per_cell_and_aggregate() -> None:
     assert "ece_mean" not in rows["a"] and rows["b"]["ece_mean"] == pytest.approx(0.1)
 
 
-def test_markdown_and_csv_carry_the_paper_figure(tmp_path: Path) -> None:
+def test_markdown_and_csv_carry_the_paper_figure(tuning: Path, tmp_path: Path) -> None:
     runs = [_run("aspc-da", s, 0.9 + s / 100, start=s) for s in range(3)]
     for r in runs:
         r["tags"]["dataset"] = "usps"
     rows = aggregate(records_from_runs(runs))
     md = write_markdown(rows, tmp_path / "r.md", "# t").read_text()
-    assert "| usps | aspc-da | 0 1 2 | 0.910 ± 0.010 |" in md
-    assert "0.982/0.951/–" in md and "TKDE 2020" in md
+    assert "| usps | all | aspc-da | on | 0 1 2 | 0.910 ± 0.010 |" in md
+    # the paper's figure says its split, subset and backbone, and marks recalled metrics
+    assert "0.982ʳ/0.951ʳ/– (all, 9,298 images, MLP autoencoder" in md and "TKDE 2020" in md
     with open(write_csv(rows, tmp_path / "r.csv")) as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["acc_mean"] == "0.9100" and row["n"] == "3"
@@ -117,3 +119,72 @@ def test_figures_are_written(tmp_path: Path) -> None:
     ]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+TUNING = """
+usps:
+  refine.assign: {paper: head, kind: option, chosen_on: usps, why: "picked by USPS ACC"}
+  model.widths: {paper: [64, 128], kind: scale, chosen_on: "", why: "CPU"}
+  view: {paper: {rotation: 0, noise: 0.1}, kind: option, chosen_on: "digits", why: "x"}
+digits:
+  refine.epochs: {paper: 10, kind: option, chosen_on: "digits:train", why: "train split"}
+"""
+
+
+@pytest.fixture
+def tuning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "tuning.yaml").write_text(TUNING)
+    monkeypatch.setenv("DCFLOW_CONFIG_DIR", str(tmp_path))
+    load_tuning.cache_clear()
+    yield tmp_path
+    load_tuning.cache_clear()
+
+
+def test_options_off_sets_every_option_to_the_paper_and_keeps_the_scale(tuning: Path) -> None:
+    assert options_off("m", "usps") == ["refine.assign=head", "view={noise: 0.1, rotation: 0}"]
+    assert options_off("m", "mnist") == [] and options_off("m", "npz:/x.npz") == []
+    assert tuned_on("m", "usps") == ["refine.assign"]  # chosen on digits: not tuned on usps
+    assert tuned_on("m", "digits") == ["refine.epochs"]  # a split of digits is still digits
+    plan = Plan(["m"], ["usps"], [0], split="train", eval_split="test", options=["on", "off"])
+    keys = plan.keys()
+    assert [k.options for k in keys] == ["on", "off"] and keys[1].slug == "m__usps__s0__off"
+    on, off = (command(plan, k, tuning) for k in keys)
+    assert on[on.index("--split") + 1] == "train" and on[on.index("--eval-split") + 1] == "test"
+    assert "refine.assign=head" not in on and "refine.assign=head" in off
+    assert "options=off" in off and "options=on" in on
+    assert not any("widths" in item for item in off)
+
+
+def test_a_broken_tuning_entry_is_one_error(tuning: Path) -> None:
+    (tuning / "m" / "tuning.yaml").write_text("usps:\n  a.b: {paper: 1, kind: knob}\n")
+    with pytest.raises(ConfigError, match="usps.a.b"):
+        load_tuning("m")
+
+
+def test_the_report_puts_held_out_beside_fit_and_marks_tuned_cells(
+    tuning: Path, tmp_path: Path
+) -> None:
+    runs = []
+    for options, acc in (("on", 0.9), ("off", 0.7)):
+        for s in range(3):
+            r = _run("m", s, acc + s / 10 if options == "off" else acc, start=s, heldout_acc=0.5)
+            r["tags"].update(dataset="usps", split="train", eval_split="test", options=options)
+            r["tags"]["proba_kind"] = "constructed"
+            r["metrics"]["ece"] = 0.1
+            runs.append(r)
+    rows = aggregate(records_from_runs(runs))
+    assert [(r["options"], r["n"]) for r in rows] == [("off", 3), ("on", 3)]
+    md = write_markdown(rows, tmp_path / "r.md", "# t").read_text()
+    on_row = next(ln for ln in md.splitlines() if "| m † | on |" in ln)
+    assert "| usps | train | m † | on | 0 1 2 | 0.900 ± 0.000 |" in on_row
+    assert "| test | 0.500 ± 0.000 |" in on_row and "0.100 ± 0.000 ᶜ" in on_row
+    off_row = next(ln for ln in md.splitlines() if "| m | off |" in ln)
+    assert "0.800 ± 0.100 ⚠" in off_row  # spread over seeds above 0.05 is flagged
+    assert "m: refine.assign" in md
+
+
+def test_a_comparison_keeps_its_protocol(tmp_path: Path) -> None:
+    load_or_create(tmp_path, Plan(["a"], ["digits"], [0], split="train", eval_split="test"))
+    with pytest.raises(ConfigError, match="another --out"):
+        load_or_create(tmp_path, Plan(["a"], ["digits"], [0]))

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dcflow import artifacts as art
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, SelectionOut
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import get_method
 from dcflow.stages.common import seed_everything, without_labels
@@ -99,3 +101,20 @@ def run_chain(cfg: RunConfig, root: Path, seed: int = 0) -> tuple[Method, Datase
         elif stage == "confident-sample-selection":
             selection = SelectionOut.load(root / stage)
     return method, data, outs
+
+
+def predict_rows(
+    cfg: RunConfig, root: Path, rows: np.ndarray | None = None, n_clusters: int = 0
+) -> PredictOut:
+    """The method's predict hook on ``rows`` of the config's dataset, from the chain in ``root``.
+
+    ``n_clusters`` replaces the new data's K (0: keep), as new data may not know the run's K.
+    """
+    data = without_labels(load_dataset(cfg.dataset))
+    if rows is not None:
+        data = replace(data, x=np.ascontiguousarray(data.x[rows]), index=data.index[rows])
+    if n_clusters:
+        data = replace(data, n_clusters=n_clusters)
+    method = get_method(cfg.method)(cfg)
+    init = ClusterInitOut.load(root / "cluster-init")
+    return method.predict(ctx(data), init, RefineOut.load(root / "refine"))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ import torch
 from dcflow import artifacts as art
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.errors import WeightsError
-from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.errors import StageError, WeightsError
+from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
 from dcflow.methods.aspc_da import ASPCDA
 from dcflow.methods.base import StageContext
 from dcflow.methods.registry import get_method
@@ -200,6 +200,71 @@ def test_refined_fine_clusters_merge_on_the_cluster_init_graph(
     assert len(graphs) == 2 and not torch.equal(z_init, z_refined)
     # both merges (cluster-init, end of refine) use the cluster-init codes, not the refined ones
     assert all(torch.equal(g, z_init) for g in graphs)
+
+
+def _predict(run: Run, data: Dataset, extra: list[str] | tuple[str, ...] = ()) -> Any:
+    """The predict hook on ``data`` with the run's saved cluster-init and refine outputs."""
+    weights = run.dirs["pretrain"] / art.WEIGHTS
+    init = ClusterInitOut.load(run.dirs["cluster-init"])
+    final = RefineOut.load(run.dirs["refine"])
+    return ASPCDA(_config(extra)).predict(_ctx(data, weights=weights), init, final)
+
+
+def _rows(data: Dataset, rows: np.ndarray) -> Dataset:
+    return replace(data, x=data.x[rows], index=data.index[rows])
+
+
+def test_predict_repeats_the_refined_assignment(chain: Run) -> None:
+    d = chain.dirs["refine"]
+    out = _predict(chain, chain.data)
+    assert np.array_equal(out.labels.numpy(), art.load_npy(d, art.LABELS))
+    assert np.array_equal(out.embeddings.numpy(), art.load_npy(d, art.EMBEDDINGS))
+    assert out.proba is None and out.metrics["mean_centre_loss"] > 0
+    # the frozen centres are saved with refine (the read-out's centres)
+    mu = art.load_npy(chain.dirs["cluster-init"], art.CENTERS)
+    assert np.array_equal(art.load_npy(d, art.CENTERS), mu)
+    # inductive: other rows, in another order, get the labels the fit gave them
+    rows = np.arange(chain.data.n)[::-3]
+    again = _predict(chain, _rows(chain.data, rows))
+    assert np.array_equal(again.labels.numpy(), art.load_npy(d, art.LABELS)[rows])
+
+
+def test_predict_maps_fine_clusters_with_the_saved_map(tmp_path: Path) -> None:
+    from dcflow.clustering import squared_distances
+
+    over = ["kmeans.over=2"]
+    run = run_chain(tmp_path, over)
+    d = run.dirs["refine"]
+    groups = art.load_npz(d, art.READOUT)["fine_to_cluster"]
+    labels = art.load_npy(d, art.LABELS)
+    z = torch.from_numpy(art.load_npy(d, art.EMBEDDINGS))
+    mu = torch.from_numpy(art.load_npy(run.dirs["cluster-init"], art.CENTERS))
+    fine = squared_distances(z, mu).argmin(1).numpy()
+    assert groups.shape == (20,) and groups.dtype == np.int64
+    assert np.array_equal(groups[fine], labels)  # every fine cluster went whole into one
+    assert set(np.flatnonzero(groups < 0)) == set(range(20)) - set(fine)  # emptied: -1
+    out = _predict(run, run.data, over)
+    assert np.array_equal(out.labels.numpy(), labels)
+    rows = np.arange(run.data.n)[::-2]
+    assert np.array_equal(_predict(run, _rows(run.data, rows), over).labels.numpy(), labels[rows])
+    # a centre the refine emptied is never predicted: its samples go to the nearest kept one
+    final = RefineOut.load(d)
+    assert final.readout is not None
+    kept = groups.copy()
+    kept[fine[0]] = -1
+    final.readout["fine_to_cluster"] = kept
+    init = ClusterInitOut.load(run.dirs["cluster-init"])
+    ctx = _ctx(run.data, weights=run.dirs["pretrain"] / art.WEIGHTS)
+    moved = ASPCDA(_config(over)).predict(ctx, init, final).labels.numpy()
+    d2 = squared_distances(z, mu)
+    d2[:, torch.from_numpy(kept < 0)] = float("inf")
+    assert np.array_equal(moved, kept[d2.argmin(1).numpy()]) and (moved >= 0).all()
+    # a run without the map (made before predict existed) is a clear error
+    final.readout = None
+    with pytest.raises(StageError, match="saved no fine_to_cluster map"):
+        ASPCDA(_config(over)).predict(ctx, init, final)
+    with pytest.raises(StageError, match="has no refine"):
+        ASPCDA(_config(over)).predict(ctx, init, None)
 
 
 def test_clusters_used_counts_nonempty_centres() -> None:

@@ -21,6 +21,7 @@ from dcflow.stages.cluster_init import cluster_init
 from dcflow.stages.confident_sample_selection import confident_sample_selection
 from dcflow.stages.download_weights import download_weights
 from dcflow.stages.evaluate import evaluate
+from dcflow.stages.predict import find_run, predict_arrays
 from dcflow.stages.pretrain import pretrain
 from dcflow.stages.refine import refine
 
@@ -91,8 +92,16 @@ def test_every_stage_hands_off_its_typed_output(
         )
     summary = evaluate(
         config, d["init"], final, reports, d["eval"], f"sqlite:///{tmp_path}/m.db",
-        selection_dir=selection, weights_uri=uri,
+        selection_dir=selection, weights_uri=uri, weights_sha256=sha,
     )  # fmt: skip
     assert set(summary["metrics"]) >= {"acc", "nmi", "ari"}
     assert list(summary["stages"]) == list(cls.stages)
     json.dumps(summary)
+
+    # predict: the finished run assigns the images it was fitted on as it did (no re-training)
+    root, record = find_run(d["eval"])
+    again = predict_arrays(root, record, {"name": "fake"}, tmp_path / "predict")
+    fitted = RefineOut.load(final).labels if final != d["init"] else init.labels
+    agreement = float((np.asarray(again.labels) == fitted).mean())
+    assert agreement >= 0.99, agreement
+    assert again.proba is None or np.asarray(again.proba).shape == (n, k)

@@ -14,9 +14,10 @@ import torch
 
 from dcflow import artifacts as art
 from dcflow.cli import main
+from dcflow.clustering.merge import overcluster_merge
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.errors import ConfigError, WeightsError
+from dcflow.errors import ConfigError, StageError, WeightsError
 from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut
 from dcflow.methods.base import StageContext
 from dcflow.methods.hadis import HaDis
@@ -212,6 +213,32 @@ def test_merge_readout_replaces_only_the_final_labels(tmp_path: Path) -> None:
         np.testing.assert_allclose(centres[k], z[labels == k].mean(0), atol=1e-5)
     # the E-step labels that drove training come from plain K-means (cluster-init unchanged)
     assert ClusterInitOut.load(c.dirs["cluster-init"]).centers.shape == (10, 16)
+    # the read-out keeps what predict needs: fine centres, their variance, fine -> cluster map
+    fine = saved.readout
+    assert fine is not None and fine["centers"].shape[0] == fine["groups"].shape[0] >= 10
+    merged = overcluster_merge(torch.from_numpy(z), 10, ProPos(_config("propos")).cfg.kmeans.merge)
+    assert np.array_equal(merged.proba.numpy(), proba)  # merge_readout is overcluster_merge
+    _assert_predict_reproduces(ProPos(_config("propos", ["kmeans.readout=merge"])), c.dirs)
+
+
+def _assert_predict_reproduces(method: ProPos, dirs: dict[str, Path]) -> None:
+    """predict on the pool gives the run's labels (and embeddings), rows independent."""
+    saved, init = RefineOut.load(dirs["refine"]), ClusterInitOut.load(dirs["cluster-init"])
+    data = without_labels(load_dataset(method.run.dataset))
+    pred = method.predict(_ctx(data), init, saved)  # no warm-up weights: the refined networks
+    assert np.array_equal(pred.labels.numpy(), saved.labels)
+    assert np.array_equal(pred.embeddings.numpy(), saved.embeddings)
+    np.testing.assert_allclose(pred.proba.numpy(), saved.proba, atol=1e-6)
+    sub = Dataset(data.name, data.x[:40], None, data.index[:40], data.n_clusters)
+    assert np.array_equal(method.predict(_ctx(sub), init, saved).labels.numpy(), saved.labels[:40])
+
+
+def test_predict_is_the_nearest_final_centre(hadis_chain: Chain) -> None:
+    saved = RefineOut.load(hadis_chain.dirs["refine"])
+    assert saved.readout is not None and np.array_equal(saved.readout["centers"], saved.centers)
+    _assert_predict_reproduces(HaDis(_config("hadis")), hadis_chain.dirs)
+    with pytest.raises(StageError, match="readout"):
+        HaDis(_config("hadis")).predict(_ctx_like(), hadis_chain.init, None)
 
 
 def test_estep_is_deterministic() -> None:

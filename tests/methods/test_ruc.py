@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _ruc_family import cli_args, config, ctx, run_chain
+from _ruc_family import cli_args, config, ctx, predict_rows, run_chain
 
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.data import load_dataset
-from dcflow.errors import StageError
+from dcflow.errors import StageError, WeightsError
 from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
 from dcflow.methods.registry import get_method
 from dcflow.stages.common import without_labels
@@ -85,6 +85,27 @@ def test_refine_invariants(chain: tuple[Path, dict, np.ndarray]) -> None:
     prefixes = {k.split(".", 1)[0] for k in refined.model}
     assert prefixes == {"net1", "net2"}  # both co-trained networks in one state dict
     assert "net2.cluster_head.0.weight" in refined.model
+
+
+def test_predict_is_the_two_network_ensemble(chain: tuple[Path, dict, np.ndarray]) -> None:
+    """Both saved networks: the run's ensemble labels and proba, row by row on other rows."""
+    root, _, _ = chain
+    cfg = config("ruc", ["ruc.tau2=0.2"])
+    refined = RefineOut.load(root / "refine")
+    out = predict_rows(cfg, root)
+    assert np.array_equal(out.labels.cpu().numpy(), refined.labels)
+    np.testing.assert_allclose(out.proba.cpu().numpy(), refined.proba, atol=1e-6)
+    np.testing.assert_allclose(out.embeddings.cpu().numpy(), refined.embeddings, atol=1e-5)
+    rows = np.arange(1, 300, 7)[::-1]
+    part = predict_rows(cfg, root, rows, n_clusters=3)  # K comes from the saved heads
+    np.testing.assert_allclose(part.proba.cpu().numpy(), refined.proba[rows], atol=1e-5)
+    assert (part.labels.cpu().numpy() == refined.labels[rows]).mean() >= 0.99
+    one = RefineOut.load(root / "refine")
+    one.model = {k: v for k, v in refined.model.items() if k.startswith("net1.")}
+    data = without_labels(load_dataset(cfg.dataset))
+    init = ClusterInitOut.load(root / "cluster-init")
+    with pytest.raises(WeightsError, match="refined network 2"):
+        get_method("ruc")(cfg).predict(ctx(data), init, one)
 
 
 def test_selection_is_deterministic(chain: tuple[Path, dict, np.ndarray]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _ruc_family import cli_args, config, ctx, preset, run_chain
+from _ruc_family import cli_args, config, ctx, predict_rows, preset, run_chain
 
 from dcflow import artifacts as art
 from dcflow.cli import main
@@ -64,6 +64,30 @@ def test_artifacts_contract(chain: tuple[Path, dict]) -> None:
     assert outs["pretrain"].weights.keys() == weights.keys()
 
 
+def test_predict_reproduces_the_refined_assignment(chain: tuple[Path, dict]) -> None:
+    """Fitted pool: the run's labels and proba; any other row set: the same rows' values."""
+    root, _ = chain
+    refined = RefineOut.load(root / "refine")
+    out = predict_rows(config("scan"), root)
+    assert np.array_equal(out.labels.cpu().numpy(), refined.labels)
+    np.testing.assert_allclose(out.proba.cpu().numpy(), refined.proba, atol=1e-6)
+    np.testing.assert_allclose(out.embeddings.cpu().numpy(), refined.embeddings, atol=1e-5)
+    rows = np.arange(299, -1, -3)  # other rows, other order, other batch: per-image inference
+    part = predict_rows(config("scan"), root, rows, n_clusters=4)  # K comes from the saved head
+    np.testing.assert_allclose(part.proba.cpu().numpy(), refined.proba[rows], atol=1e-5)
+    assert (part.labels.cpu().numpy() == refined.labels[rows]).mean() >= 0.99
+    assert 0 < part.metrics["mean_confidence"] <= 1
+
+
+def test_predict_needs_the_refined_model(chain: tuple[Path, dict]) -> None:
+    root, _ = chain
+    method = get_method("scan")(config("scan"))
+    data = without_labels(load_dataset(config("scan").dataset))
+    init = ClusterInitOut.load(root / "cluster-init")
+    with pytest.raises(WeightsError, match="refined model"):
+        method.predict(ctx(data), init, None)
+
+
 def test_refine_rejects_a_cluster_init_model_that_does_not_fit(chain: tuple[Path, dict]) -> None:
     root, _ = chain
     method = get_method("scan")(config("scan"))
@@ -89,6 +113,10 @@ def test_overcluster_trains_more_clusters_and_hands_on_a_k_way_model(tmp_path: P
     for out in (init, RefineOut.load(tmp_path / "refine")):
         assert out.proba.shape == (300, 10)
         assert out.model["cluster_head.0.weight"].shape[0] == 10
+    predicted = predict_rows(config("scan", ["scan.overcluster=2"]), tmp_path)
+    assert np.array_equal(
+        predicted.labels.cpu().numpy(), RefineOut.load(tmp_path / "refine").labels
+    )
 
 
 def test_model_selection_keeps_the_argmin(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +416,36 @@ def test_same_seed_gives_identical_results(chain: Run, tmp_path: Path) -> None:
         )
 
 
+def _predict(run: Run, data: Dataset, final: RefineOut | None) -> Any:
+    ctx = _ctx(data, weights=run.dirs["pretrain"] / art.WEIGHTS)
+    return SelfCC(_config()).predict(ctx, run.init, final)
+
+
+def test_predict_repeats_argmax_u_of_the_refined_module(chain: Run) -> None:
+    d = chain.dirs["refine"]
+    final = RefineOut.load(d)
+    out = _predict(chain, chain.data, final)
+    assert np.array_equal(out.labels.numpy(), art.load_npy(d, art.LABELS))
+    # proba is the module's memberships U (not the RTDS classifiers' Q / 2), in the fit as here:
+    # ECE pairs argmax U with U's own confidence
+    assert np.array_equal(out.proba.numpy(), art.load_npy(d, art.MEMBERSHIP))
+    assert np.array_equal(art.load_npy(d, art.PROBA), art.load_npy(d, art.MEMBERSHIP))
+    assert np.array_equal(art.load_npy(d, art.PROBA).argmax(1), art.load_npy(d, art.LABELS))
+    assert np.array_equal(out.embeddings.numpy(), art.load_npy(d, art.EMBEDDINGS))
+    # inductive: other rows, in another order, get the labels the fit gave them
+    rows = np.arange(chain.data.n)[::-3]
+    sub = replace(chain.data, x=chain.data.x[rows], index=chain.data.index[rows])
+    assert np.array_equal(
+        _predict(chain, sub, final).labels.numpy(), art.load_npy(d, art.LABELS)[rows]
+    )
+    # without refine: the cluster-init module (pretrained encoder, k-means centres)
+    init = _predict(chain, chain.data, None)
+    assert np.array_equal(init.labels.numpy(), art.load_npy(chain.dirs["cluster-init"], art.LABELS))
+    final.model = None
+    with pytest.raises(WeightsError, match="refine saved no clustering module"):
+        _predict(chain, chain.data, final)
+
+
 def test_agreement_stop_ends_the_loop(tmp_path: Path) -> None:
     run = run_chain(tmp_path, ["selection.agreement_stop=0.01"])
     assert run.metrics["refine"]["n_outer"] == 1
@@ -462,6 +492,11 @@ def test_overclustered_start_carries_the_merge_into_refine(tmp_path: Path) -> No
         method._module(ctx, bare)
     with pytest.raises(WeightsError, match="does not fit the clustering module"):
         load_module(method._module(ctx, run.init), {"centers": torch.zeros(3, 2)})
+    # predict: the refined module's argmax U; without refine, cluster-init's fitted module
+    final = RefineOut.load(run.dirs["refine"])
+    refined = art.load_npy(run.dirs["refine"], art.LABELS)
+    assert np.array_equal(method.predict(ctx, run.init, final).labels.numpy(), refined)
+    assert np.array_equal(method.predict(ctx, run.init, None).labels.numpy(), labels)
 
 
 def test_an_empty_merged_cluster_is_a_clear_error(

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from dcflow import artifacts as art
+from dcflow.clustering.merge import overcluster_merge
 from dcflow.config import RunConfig, build_run_config
 from dcflow.data import Dataset, load_dataset
-from dcflow.errors import ConfigError, WeightsError
+from dcflow.errors import ConfigError, StageError, WeightsError
 from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut
 from dcflow.methods.base import StageContext
 from dcflow.methods.registry import get_method
@@ -252,3 +253,48 @@ def test_merge_read_out_is_consistent_and_label_free(chain: Run) -> None:
     labels, proba = out.labels.numpy(), out.proba.numpy()
     assert proba.shape == (labels.shape[0], 10)
     assert np.array_equal(labels, proba.argmax(1)) and np.allclose(proba.sum(1), 1.0, atol=1e-5)
+    z = out.embeddings
+    merged = overcluster_merge(z, 10, ULDC(_config("uldc")).cfg.refine.merge, seed=0)
+    assert torch.equal(out.proba, merged.proba)  # merge_readout is overcluster_merge, bit for bit
+
+
+def _data() -> Dataset:
+    return without_labels(load_dataset(_config("uldc").dataset))
+
+
+def test_cc_predict_is_the_cluster_init_forward_pass(chain: Run) -> None:
+    cc = get_method("cc")(_config("cc"))
+    ctx = _ctx(_data(), weights=chain.dirs["pretrain"] / art.WEIGHTS)
+    pred = cc.predict(ctx, ClusterInitOut.load(chain.dirs["cluster-init"]), None)
+    assert torch.equal(pred.labels, chain.init.labels)
+    assert torch.equal(pred.proba, chain.init.proba)  # the head's own softmax
+    assert torch.equal(pred.embeddings, chain.init.embeddings)
+
+
+@pytest.mark.parametrize("assign", ["head", "kmeans", "merge"])
+def test_predict_reproduces_the_final_assignment(chain: Run, assign: str, tmp_path: Path) -> None:
+    extra = [f"refine.assign={assign}", "refine.epochs=1"]
+    _refine(chain, extra).save(tmp_path)
+    saved = RefineOut.load(tmp_path)  # what predict gets: the saved model and readout.npz
+    assert (saved.readout is None) == (assign == "head")
+    if saved.readout is not None:
+        assert set(saved.readout) == {"centers", "variance", "groups"}
+    method, init = ULDC(_config("uldc", extra)), ClusterInitOut.load(chain.dirs["cluster-init"])
+    pred = method.predict(_ctx(_data()), init, saved)  # no pretrained weights needed
+    assert np.array_equal(pred.labels.numpy(), saved.labels)
+    assert np.array_equal(pred.proba.numpy(), saved.proba)
+    assert np.array_equal(pred.embeddings.numpy(), saved.embeddings)
+    # inductive: a subset of the pool is assigned as within the whole pool
+    data = _data()
+    sub = Dataset(data.name, data.x[:50], None, data.index[:50], data.n_clusters)
+    part = method.predict(_ctx(sub), init, saved)
+    assert np.array_equal(part.labels.numpy(), saved.labels[:50])
+
+
+def test_predict_needs_the_refined_model_and_the_readout(chain: Run, tmp_path: Path) -> None:
+    method, init = ULDC(_config("uldc", ["refine.assign=kmeans"])), chain.init
+    with pytest.raises(StageError, match="model"):
+        method.predict(_ctx(_data()), init, None)
+    no_readout = RefineOut.load(chain.dirs["refine"])  # a head run: nothing saved for kmeans
+    with pytest.raises(StageError, match="readout"):
+        method.predict(_ctx(_data()), init, no_readout)

@@ -34,6 +34,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="[METHOD:]KEY=VALUE",
         help="override for every method, or for one with a METHOD: prefix (repeatable)",
     )
+    cmp.add_argument(
+        "--split",
+        choices=["all", "train", "test"],
+        default="all",
+        help="fit every run on this split (default all: train + test pooled)",
+    )
+    cmp.add_argument(
+        "--eval-split",
+        choices=["train", "test"],
+        help="held-out protocol: score this other split through predict (reported apart)",
+    )
+    cmp.add_argument(
+        "--options",
+        choices=["on", "off", "both"],
+        default="on",
+        help="on: the presets; off: the presets with every tuned option at the paper's value "
+        "(configs/<method>/tuning.yaml); both: one row of each",
+    )
     cmp.add_argument("--out", required=True, help="directory for runs, results and plots")
     cmp.add_argument("--experiment", default=None, help=f"MLflow experiment ({DEFAULT_EXPERIMENT})")
     cmp.add_argument("--id", default="", help="comparison id (default: derived from the grid)")
@@ -64,6 +82,10 @@ def _plan(args: argparse.Namespace) -> tuple[object, Path]:
             get_dataset_loader(d)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else ""
     plan = Plan(methods, datasets, parse_seeds(args.seeds), data_dir, list(args.overrides))
+    if args.eval_split and args.split in ("all", args.eval_split):
+        raise ConfigError("--eval-split needs --split train or test, and the other split")
+    plan.split, plan.eval_split = args.split, args.eval_split or ""
+    plan.options = ["on", "off"] if args.options == "both" else [args.options]
     plan.experiment = args.experiment or DEFAULT_EXPERIMENT
     plan.comparison = args.id
     out = Path(args.out).expanduser().resolve()
@@ -84,7 +106,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     tracking.check_reachable(tracking.resolve_tracking_uri())
     print(
         f"comparison {plan.comparison}: {len(plan.keys())} runs ({len(plan.methods)} methods x "
-        f"{len(plan.datasets)} datasets x {len(plan.seeds)} seeds) -> {out}",
+        f"{len(plan.datasets)} datasets x {len(plan.seeds)} seeds x options "
+        f"{'/'.join(plan.options)}) -> {out}",
         file=sys.stderr,
     )
     outcome = run_grid(plan, out)

@@ -21,16 +21,24 @@ class RunKey:
     method: str
     dataset: str
     seed: int
+    options: str = "on"
 
     @property
     def slug(self) -> str:
-        """File-system name of the cell (``ruc__digits__s0``)."""
-        return f"{self.method}__{self.dataset.replace(':', '_').replace('/', '_')}__s{self.seed}"
+        """File-system name of the cell (``ruc__digits__s0``; ``ruc__digits__s0__off``)."""
+        data = self.dataset.replace(":", "_").replace("/", "_")
+        tail = "" if self.options == "on" else f"__{self.options}"
+        return f"{self.method}__{data}__s{self.seed}{tail}"
 
 
 @dataclass
 class Plan:
-    """Methods x datasets x seeds plus the settings every run shares."""
+    """Methods x datasets x seeds (x options on/off) plus the settings every run shares.
+
+    ``split``/``eval_split`` are the held-out protocol of every run (fit on one split, score the
+    other); ``options`` lists ``on`` (the preset) and/or ``off`` (the preset with its tuned options
+    back at the paper's values, :func:`dcflow.compare.tuning.options_off`).
+    """
 
     methods: list[str]
     datasets: list[str]
@@ -39,14 +47,26 @@ class Plan:
     overrides: list[str] = field(default_factory=list)
     experiment: str = "dcflow-compare"
     comparison: str = ""
+    split: str = "all"
+    eval_split: str = ""
+    options: list[str] = field(default_factory=lambda: ["on"])
 
     def keys(self) -> list[RunKey]:
-        """Every cell, method-major so one method's seeds finish together."""
-        return [RunKey(m, d, s) for d in self.datasets for m in self.methods for s in self.seeds]
+        """Every cell, method-major so one method's seeds (and both option rows) finish together."""
+        return [
+            RunKey(m, d, s, o)
+            for d in self.datasets
+            for m in self.methods
+            for o in self.options
+            for s in self.seeds
+        ]
 
     def default_id(self) -> str:
         """A stable id from the grid, so re-running the same command resumes the same comparison."""
-        blob = json.dumps([self.methods, self.datasets, self.seeds, self.overrides])
+        grid: list[object] = [self.methods, self.datasets, self.seeds, self.overrides]
+        if (self.split, self.eval_split, self.options) != ("all", "", ["on"]):
+            grid += [self.split, self.eval_split, self.options]
+        blob = json.dumps(grid)
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -76,6 +96,12 @@ def load_or_create(out: Path, plan: Plan) -> Plan:
         stored = json.loads(state.read_text())
         plan.comparison = plan.comparison or stored["comparison"]
         plan.experiment = stored.get("experiment", plan.experiment)
+        protocol = (stored.get("split", "all"), stored.get("eval_split", ""))
+        if protocol != (plan.split, plan.eval_split):
+            raise ConfigError(
+                f"{out} holds a comparison fitted on split {protocol[0]!r} (held-out "
+                f"{protocol[1] or 'none'!r}); use another --out for another protocol"
+            )
     plan.comparison = plan.comparison or plan.default_id()
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(state) as tmp:

@@ -15,14 +15,21 @@ from typing import Any
 import yaml
 
 from dcflow.artifacts import atomic_path
+from dcflow.compare.tuning import tuned_on
 
-METRICS = ("acc", "nmi", "ari", "ece", "wall_seconds")
+HELDOUT = ("heldout_acc", "heldout_nmi", "heldout_ari", "heldout_ece")
+METRICS = ("acc", "nmi", "ari", "ece", "wall_seconds", *HELDOUT)
 PAPERS = Path(__file__).with_name("papers.yaml")
 
 
 @dataclass(frozen=True)
 class Record:
-    """One finished pipeline run of the comparison."""
+    """One finished pipeline run of the comparison.
+
+    ``split`` is the split it was fitted on, ``eval_split`` the held-out one ("" without),
+    ``options`` ``on`` (the preset) or ``off`` (its tuned options at the paper's values),
+    ``proba_kind`` what its ECE measures (``model``, ``constructed`` or ``none``).
+    """
 
     method: str
     dataset: str
@@ -30,18 +37,31 @@ class Record:
     metrics: dict[str, float]
     run_id: str
     start_time: int = 0
+    split: str = "all"
+    eval_split: str = ""
+    options: str = "on"
+    proba_kind: str = "model"
+
+    @property
+    def cell(self) -> tuple[str, str, str, str, str]:
+        """The row this run belongs to: dataset, split, held-out split, method, options."""
+        return (self.dataset, self.split, self.eval_split, self.method, self.options)
 
 
 def records_from_runs(runs: list[dict[str, Any]]) -> list[Record]:
-    """MLflow parent runs -> records, keeping the latest run of each (method, dataset, seed)."""
-    latest: dict[tuple[str, str, int], Record] = {}
+    """MLflow parent runs -> records, keeping the latest run of each cell and seed."""
+    latest: dict[tuple[tuple[str, ...], int], Record] = {}
     for r in sorted(runs, key=lambda r: r["start_time"] or 0):
         t = r["tags"]
         if "method" not in t or "dataset" not in t or "acc" not in r["metrics"]:
             continue
-        rec = Record(t["method"], t["dataset"], int(t.get("seed", 0)), r["metrics"], r["run_id"])
-        latest[(rec.method, rec.dataset, rec.seed)] = rec
-    return sorted(latest.values(), key=lambda r: (r.dataset, r.method, r.seed))
+        rec = Record(
+            t["method"], t["dataset"], int(t.get("seed", 0)), r["metrics"], r["run_id"],
+            split=t.get("split", "all"), eval_split=t.get("eval_split", ""),
+            options=t.get("options", "on"), proba_kind=t.get("proba_kind", "model"),
+        )  # fmt: skip
+        latest[(rec.cell, rec.seed)] = rec
+    return sorted(latest.values(), key=lambda r: (*r.cell, r.seed))
 
 
 def _stat(values: list[float]) -> tuple[float, float]:
@@ -50,13 +70,16 @@ def _stat(values: list[float]) -> tuple[float, float]:
 
 
 def aggregate(records: list[Record]) -> list[dict[str, Any]]:
-    """One row per (dataset, method): n seeds and mean/std of every metric present."""
-    groups: dict[tuple[str, str], list[Record]] = {}
+    """One row per cell (dataset, split, held-out split, method, options): n seeds, mean/std."""
+    groups: dict[tuple[str, ...], list[Record]] = {}
     for r in records:
-        groups.setdefault((r.dataset, r.method), []).append(r)
+        groups.setdefault(r.cell, []).append(r)
     rows = []
-    for (dataset, method), recs in sorted(groups.items()):
+    for (dataset, split, eval_split, method, options), recs in sorted(groups.items()):
         row: dict[str, Any] = {"dataset": dataset, "method": method, "n": len(recs)}
+        row.update(split=split, eval_split=eval_split, options=options)
+        row["proba_kind"] = recs[0].proba_kind
+        row["tuned_on"] = " ".join(tuned_on(method, dataset)) if options == "on" else ""
         row["seeds"] = " ".join(str(r.seed) for r in recs)
         for m in METRICS:
             vals = [r.metrics[m] for r in recs if m in r.metrics]
@@ -66,15 +89,23 @@ def aggregate(records: list[Record]) -> list[dict[str, Any]]:
     return rows
 
 
-def paper_figures() -> dict[str, dict[str, dict[str, Any]]]:
-    """The papers' figures with their sources (``papers.yaml``)."""
-    return dict(yaml.safe_load(PAPERS.read_text()))
+def paper_figures() -> dict[str, list[dict[str, Any]]]:
+    """The papers' figures with their sources (``papers.yaml``), per method."""
+    return {m: list(v) for m, v in yaml.safe_load(PAPERS.read_text()).items()}
+
+
+def paper_figure(method: str, dataset: str, split: str) -> dict[str, Any] | None:
+    """The paper's figure for this dataset, preferring the one on the same split."""
+    figs = [f for f in paper_figures().get(method, []) if f["dataset"] == dataset]
+    same = [f for f in figs if f["split"] == split]
+    found = same or figs
+    return found[0] if found else None
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    """results.csv: one row per (dataset, method), mean and std columns."""
-    cols = ["dataset", "method", "n", "seeds"]
-    cols += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    """results.csv: one row per cell, mean and std columns."""
+    cols = ["dataset", "split", "eval_split", "method", "options", "tuned_on", "proba_kind"]
+    cols += ["n", "seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
@@ -83,37 +114,68 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+SPREAD_FLAG = 0.05  # ACC std over seeds above which a row says so (issue 20)
+
+
 def _cell(row: dict[str, Any], m: str, digits: int = 3) -> str:
     if f"{m}_mean" not in row:
         return "–"
     mean, std = row[f"{m}_mean"], row[f"{m}_std"]
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if row["n"] > 1 else f"{mean:.{digits}f}"
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}" if row["n"] > 1 else f"{mean:.{digits}f}"
+    if m.endswith("acc") and std > SPREAD_FLAG:
+        text += " ⚠"
+    if m.endswith("ece") and row.get("proba_kind") == "constructed":
+        text += " ᶜ"
+    return text
 
 
 def _paper(fig: dict[str, Any] | None) -> tuple[str, str]:
     if not fig:
         return "–", ""
-    vals = "/".join(f"{fig[k]:.3f}" if k in fig else "–" for k in ("acc", "nmi", "ari"))
-    return vals, str(fig.get("source", ""))
+    recalled = set(fig.get("recalled", []))
+    vals = "/".join(
+        f"{fig[k]:.3f}{'ʳ' if k in recalled else ''}" if k in fig else "–"
+        for k in ("acc", "nmi", "ari")
+    )
+    where = f"{fig['split']}, {fig['subset']}, {fig['backbone']}"
+    return f"{vals} ({where})", str(fig.get("source", ""))
 
 
 def write_markdown(rows: list[dict[str, Any]], path: Path, header: str) -> Path:
-    """results.md: ours (mean ± std over seeds) beside the paper's ACC/NMI/ARI and its source."""
-    papers = paper_figures()
+    """results.md: ours (mean ± std over seeds), held-out beside fit, the paper's figure."""
     lines = [header, ""]
     lines.append(
-        "| dataset | method | seeds | ACC | NMI | ARI | ECE | wall s | paper ACC/NMI/ARI | source |"
+        "| dataset | fit split | method | options | seeds | ACC | NMI | ARI | ECE "
+        "| held-out | held-out ACC | held-out NMI | held-out ARI | wall s "
+        "| paper ACC/NMI/ARI (split, subset, backbone) | source |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|" + "---|" * 16)
     for row in rows:
-        vals, source = _paper(papers.get(row["method"], {}).get(row["dataset"]))
-        cells = [_cell(row, m) for m in ("acc", "nmi", "ari", "ece")]
-        wall = _cell(row, "wall_seconds", 0)
+        fig = paper_figure(row["method"], row["dataset"], row.get("eval_split") or row["split"])
+        vals, source = _paper(fig)
+        fit = [_cell(row, m) for m in ("acc", "nmi", "ari", "ece")]
+        held = [_cell(row, f"heldout_{m}") for m in ("acc", "nmi", "ari")]
+        method = row["method"] + (" †" if row.get("tuned_on") else "")
         lines.append(
-            f"| {row['dataset']} | {row['method']} | {row['seeds']} | {' | '.join(cells)} "
-            f"| {wall} | {vals} | {source} |"
+            f"| {row['dataset']} | {row.get('split', 'all')} | {method} "
+            f"| {row.get('options', 'on')} | {row['seeds']} | {' | '.join(fit)} "
+            f"| {row.get('eval_split') or '–'} | {' | '.join(held)} "
+            f"| {_cell(row, 'wall_seconds', 0)} | {vals} | {source} |"
         )
-    lines += ["", "Mean ± sample standard deviation over seeds; – where a method has no figure."]
+    lines += [
+        "",
+        "Mean ± sample standard deviation over seeds; – where a method has no figure. "
+        "options: `on` is the preset, `off` the preset with every tuned option at the paper's "
+        "value (`configs/<method>/tuning.yaml`; budgets and backbones kept). "
+        "† the preset has options chosen with labels of this dataset: "
+        + (
+            "; ".join(f"{r['method']}: {r['tuned_on']}" for r in rows if r.get("tuned_on"))
+            or "none here"
+        )
+        + f". ⚠ ACC spread over seeds above {SPREAD_FLAG}. ᶜ ECE of a constructed probability "
+        "(a softmax over distances to centres, not a trained output). ʳ a figure recalled from "
+        "the paper that its spec could not verify.",
+    ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcflow.compare.plan import Plan, RunKey, summary_path
+from dcflow.compare.tuning import options_off
 from dcflow.errors import ConfigError
 from dcflow.progress import emit
 
@@ -49,9 +50,15 @@ def command(plan: Plan, key: RunKey, out: Path) -> list[str]:
     cmd += ["--seed", str(key.seed), "--experiment", plan.experiment, "--quiet"]
     cmd += ["--tag", f"comparison={plan.comparison}", "--artifacts", str(out / "artifacts")]
     cmd += ["--json", str(summary_path(out, key))]
+    cmd += ["--tag", f"options={key.options}"]
     if plan.data_dir:
         cmd += ["--data-dir", plan.data_dir]
-    for item in scoped_overrides(plan.overrides, key.method, plan.methods):
+    if plan.split != "all":
+        cmd += ["--split", plan.split]
+    if plan.eval_split:
+        cmd += ["--eval-split", plan.eval_split]
+    off = options_off(key.method, key.dataset) if key.options == "off" else []
+    for item in off + scoped_overrides(plan.overrides, key.method, plan.methods):
         cmd += ["--set", item]
     return cmd
 
@@ -62,6 +69,7 @@ def run_grid(plan: Plan, out: Path) -> Outcome:
     keys = plan.keys()
     for i, key in enumerate(keys, 1):
         label = f"[{i}/{len(keys)}] {key.method} on {key.dataset} seed {key.seed}"
+        label += "" if key.options == "on" else f" (options {key.options})"
         if summary_path(out, key).is_file():
             outcome.reused.append(key)
             emit(f"{label}: done earlier, reused")
@@ -75,7 +83,11 @@ def run_grid(plan: Plan, out: Path) -> Outcome:
             emit(f"{label}: FAILED ({outcome.failed[key]})")
             continue
         outcome.ran.append(key)
-        metrics = json.loads(summary_path(out, key).read_text())["metrics"]
+        summary = json.loads(summary_path(out, key).read_text())
+        metrics = summary["metrics"]
         shown = " ".join(f"{k.upper()} {v:.3f}" for k, v in metrics.items() if len(k) <= 3)
+        held = summary.get("heldout", {})
+        if held.get("metrics"):
+            shown += f"; held-out {held['split']} ACC {held['metrics']['acc']:.3f}"
         emit(f"{label}: {shown} ({time.time() - started:.0f} s)")
     return outcome

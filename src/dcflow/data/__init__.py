@@ -14,6 +14,23 @@ from dcflow.errors import DataError
 __all__ = ["Dataset", "load_dataset"]
 
 
+def split_rows(
+    n_train: int | np.ndarray | None, n: int, split: str, source: str
+) -> slice | np.ndarray:
+    """The rows of ``split`` (``train`` or ``test``): a prefix of ``n_train`` rows, or a mask.
+
+    Raises:
+        DataError: the source defines no split.
+    """
+    if n_train is None:
+        raise DataError(f"{source}: --split {split} needs n_train in the data")
+    if isinstance(n_train, np.ndarray):
+        if n_train.shape != (n,) or n_train.dtype != np.bool_:
+            raise DataError(f"{source}: the train mask must be a boolean [N] array")
+        return n_train if split == "train" else ~n_train
+    return slice(0, n_train) if split == "train" else slice(n_train, None)
+
+
 def load_dataset(cfg: DatasetConfig) -> Dataset:
     """Load, validate, split and (optionally) subsample a dataset.
 
@@ -39,9 +56,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     y = check_labels(y_raw, x.shape[0], source)
     index = np.arange(x.shape[0], dtype=np.int64)
     if cfg.split != "all":
-        if n_train is None:
-            raise DataError(f"{source}: --split {cfg.split} needs n_train in the data")
-        rows = slice(0, n_train) if cfg.split == "train" else slice(n_train, None)
+        rows = split_rows(n_train, x.shape[0], cfg.split, source)
         x, index = x[rows], index[rows]
         y = y[rows] if y is not None else None
     if cfg.limit is not None and cfg.limit < x.shape[0]:

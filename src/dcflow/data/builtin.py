@@ -14,15 +14,23 @@ from dcflow.data.npz import Raw, read_npz
 from dcflow.data.registry import register_dataset
 from dcflow.errors import DataError
 
+DIGITS_TEST_EVERY = 5  # digits has no official split: every 5th image (index % 5 == 4) is test
+
 
 @register_dataset("digits", "sklearn's bundled 8x8 digits, 1,797 images, 10 classes (no download)")
 def load_digits(data_dir: str | None) -> Raw:
-    """Sklearn ``load_digits``: values 0..16 scaled to [0, 1] (x / 16), as float32 [N, 8, 8]."""
+    """Sklearn ``load_digits``: values 0..16 scaled to [0, 1] (x / 16), as float32 [N, 8, 8].
+
+    The fixed train/test split of ``--split``: every fifth image (``index % 5 == 4``, 359 images)
+    is test, the other 1,438 train. Consecutive images come from the same writers, so every writer
+    lands on both sides, as in USPS and MNIST, whose official splits have other writers.
+    """
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
     x = (bunch.images / 16.0).astype(np.float32)
-    return x, bunch.target.astype(np.int64), None
+    is_train = np.arange(x.shape[0]) % DIGITS_TEST_EVERY != DIGITS_TEST_EVERY - 1
+    return x, bunch.target.astype(np.int64), is_train
 
 
 @register_dataset("fake", "random 8x8 blobs in 3 classes (300 images), for tests and smoke runs")

@@ -12,7 +12,8 @@ import numpy as np
 
 from dcflow.errors import DataError
 
-Raw = tuple[np.ndarray, np.ndarray | None, int | None]
+# (x, y or None, the split: n_train (first n_train rows are train), a boolean train mask or None)
+Raw = tuple[np.ndarray, np.ndarray | None, "int | np.ndarray | None"]
 
 
 def read_npz(path: str | Path) -> Raw:

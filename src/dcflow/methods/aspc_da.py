@@ -13,17 +13,15 @@ Stages:
     refine: for t = 0, 1, ...: stop when the fraction of changed labels < ``tol`` (from t = 1 on) or
         t = T_max; train one epoch on ``l_i = (1/d) ||f(T(x_i)) - mu_{y_i}||^2`` weighted by ``v_i``
         (normalised by ``max(1, sum v)``); relabel clean data to the nearest centre; reselect
-        ``v_i = 1[L_i < mean(L) + (t/T_max) std(L)]``. ``refine.threshold: per_cluster`` (a
-        dcflow option, used by the digits preset) takes the mean and std over the members of each
-        sample's cluster instead: a global threshold can drop every member of a loose cluster, whose
-        frozen centre then loses its samples to its neighbours (measured on digits: 1-3 empty
-        centres per run).
-    ``kmeans.over > 1`` (a dcflow option, used by the usps preset): ``round(over * K)`` frozen
-        centres; their fine clusters are merged into K on the kNN graph of the cluster-init codes,
-        at cluster-init and again after refine. The second merge also uses the cluster-init graph:
-        refine pulls each fine cluster onto its centre, so on the refined codes few kNN edges join
-        two fragments of one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the
-        cluster-init one).
+        ``v_i = 1[L_i < mean(L) + (t/T_max) std(L)]``. ``refine.threshold: per_cluster`` (a dcflow
+        option, digits preset) takes the mean and std within each sample's cluster: a global
+        threshold can drop every member of a loose cluster, whose frozen centre then loses its
+        samples to its neighbours (digits: 1-3 empty centres per run).
+    ``kmeans.over > 1`` (a dcflow option, usps/mnist presets): ``round(over * K)`` frozen centres
+        whose fine clusters are merged into K on the kNN graph of the cluster-init codes, at
+        cluster-init and after refine (on the refined codes few kNN edges join two fragments of one
+        class; USPS seed 0: 0.842 merged on the refined graph, 0.960 on the cluster-init one).
+    predict: the refined codes' nearest centre, through the saved fine -> K map when over > 1.
 
 Upstream defects handled (docs/specs/aspc-da.md §7): the stop rule runs without ground-truth labels
 (upstream only checked it when labels were passed); squared distances are clamped at 0; the TF-1
@@ -43,7 +41,15 @@ from pydantic import Field
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.config import StrictModel
-from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, Selection, SelectionOut
+from dcflow.errors import StageError
+from dcflow.handoff import (
+    ClusterInitOut,
+    PredictOut,
+    PretrainOut,
+    RefineOut,
+    Selection,
+    SelectionOut,
+)
 from dcflow.losses import weighted_centre_loss
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import register_method
@@ -113,6 +119,10 @@ class ASPCDA(Method):
     Config = ASPCDAConfig
     pretrain_sections = ("pretrain", "augment")
     cfg: ASPCDAConfig
+
+    def proba_kind(self) -> str:
+        """ASPC-DA assigns to the nearest frozen centre: no probabilities, no ECE."""
+        return "none"
 
     def _flat(self, ctx: StageContext) -> torch.Tensor:
         return ctx.images().reshape(ctx.data.n, -1)
@@ -255,13 +265,14 @@ class ASPCDA(Method):
             )
             bar.update(t + 1, loss=loss, selected=float(v.mean()))
         z, losses, labels = self._relabel(model, x, mu)
-        used = nonempty_clusters(labels, k_fine)
+        used, readout = nonempty_clusters(labels, k_fine), None
         if k_fine > ctx.data.n_clusters:
             # merge on the cluster-init codes' kNN graph: the refine pulls every fine cluster onto
             # its frozen centre, so on the refined codes few kNN edges cross between fragments of
             # one class (USPS seed 0: 0.842 merged on the refined graph, 0.960 on the init one)
             z_init = torch.from_numpy(init.embeddings).to(ctx.device)
-            labels = merge_labels(z_init, labels, ctx.data.n_clusters)
+            fine, labels = labels, merge_labels(z_init, labels, ctx.data.n_clusters)
+            readout = {FINE_MAP: fine_map(fine, labels, k_fine)}  # for predict
         if used < k_fine:
             emit(
                 f"  warning: refine emptied {k_fine - used} of "
@@ -275,9 +286,49 @@ class ASPCDA(Method):
         }
         selected = _selection(v.cpu().numpy(), lam, t)
         return RefineOut(
-            labels, metrics, embeddings=z, selected=selected, history=history,
-            model=model.state_dict(),
+            labels, metrics, embeddings=z, centers=mu, selected=selected, history=history,
+            model=model.state_dict(), readout=readout,
         )  # fmt: skip
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """The fit's read-out on new images: refined codes, nearest frozen centre, fine -> K map.
+
+        As at the end of refine (Sec. III-C), each image goes to the centre ``mu`` (frozen;
+        ``final.centers``) nearest to its code under the refined encoder (``final.model``), so on
+        the fitted images predict repeats the fit's last relabelling. With ``kmeans.over > 1``
+        refine then merged the fine clusters on the cluster-init codes' kNN graph (transductive),
+        each fine cluster whole into one cluster; predict applies that saved map
+        (``readout["fine_to_cluster"]``, ``-1`` for centres the refine emptied, which it skips: on
+        the fitted images the nearest centre owns a sample). ASPC-DA has no probabilities (no ECE
+        in the fit): ``proba`` is ``None``.
+        """
+        if final is None:
+            raise StageError("ASPC-DA predicts with its refined autoencoder: the run has no refine")
+        model = self._model(ctx)
+        load_into(model, final.model, "refined autoencoder", needed="refine saved no model.pt")
+        z = model.embed(self._flat(ctx))
+        mu = final.centers if final.centers is not None else init.centers
+        d2 = squared_distances(z, torch.from_numpy(mu).to(ctx.device))
+        groups = None
+        if d2.shape[1] > ctx.data.n_clusters:
+            if final.readout is None or FINE_MAP not in final.readout:
+                raise StageError(f"refine saved no {FINE_MAP} map; re-run it to predict")
+            groups = torch.as_tensor(final.readout[FINE_MAP], device=ctx.device)
+            d2 = d2.masked_fill(groups[None, :] < 0, float("inf"))
+        losses, labels = d2.min(1)
+        labels = labels if groups is None else groups[labels]
+        return PredictOut(labels, {"mean_centre_loss": float(losses.mean())}, embeddings=z)
+
+
+FINE_MAP = "fine_to_cluster"
+
+
+def fine_map(fine: torch.Tensor, merged: torch.Tensor, k_fine: int) -> torch.Tensor:
+    """``[K']`` cluster of each fine cluster (``-1`` without members); ``merged`` is per fine."""
+    groups = torch.full((k_fine,), -1, dtype=torch.long, device=fine.device)
+    return groups.index_put_((fine,), merged)
 
 
 def _selection(weights: np.ndarray, lam: float, t: int) -> Selection:

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from dcflow.config import RunConfig, StrictModel, validate_model
 from dcflow.data import Dataset
-from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut
+from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.progress import Curves
 
 STAGES = (
@@ -94,6 +94,16 @@ class Method:
         self.run = run
         self.cfg: Any = validate_model(self.Config, run.params, self.name)
 
+    def proba_kind(self) -> str:
+        """What the final ``proba`` is, so that reports can label its ECE.
+
+        ``model``: the network's own output (a softmax head, fuzzy memberships); ``constructed``:
+        built from distances to centres after the fact (a Gaussian-mixture posterior of a k-means
+        or merge read-out), whose calibration is a property of that construction; ``none``: no
+        probabilities (no ECE).
+        """
+        return "model"
+
     @classmethod
     def config_model(cls) -> type[BaseModel]:
         """The pydantic class validating ``params``."""
@@ -126,3 +136,19 @@ class Method:
     ) -> RefineOut:
         """Refinement from the initial clustering (and the selection, when the method has one)."""
         raise NotImplementedError(f"{self.name} has no refine stage")
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """Assign ``ctx.data`` (new images) with the finished run's model, without re-training.
+
+        Args:
+            ctx: the new data (no labels), device, seed and the run's verified pretrained weights.
+            init: the run's cluster-init output.
+            final: the run's refine output (``None`` for methods without refine).
+
+        Returns:
+            Labels in the run's cluster numbering; on the data the run was fitted on they must
+            reproduce the run's own final assignment (tests/methods/test_contract.py).
+        """
+        raise NotImplementedError(f"{self.name} has no predict")

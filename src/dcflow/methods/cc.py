@@ -10,6 +10,12 @@ Stages:
         ``cc`` so ``uldc`` reuses them.
     cluster-init: argmax of the softmax cluster head on the test view (resize only) of every
         image (no k-means): LABELS, PROBA (-> ECE) and the instance EMBEDDINGS.
+    predict: the same forward pass on new images; the head is inductive, so on the pool it
+        reproduces cluster-init exactly.
+
+Also here: the over-cluster + merge read-out that ULDC (``refine.assign: merge``) and ProPos /
+HaDis (``kmeans.readout: merge``) offer instead of a head or plain k-means, returning the arrays
+(``readout.npz``) with which :func:`soft_readout` assigns new embeddings the same way.
 
 Defaults are the paper's (ResNet-34 at 224 px, batch 256, Adam 3e-4, 1000 epochs, tau_I 0.5,
 tau_C 1.0); presets scale them down for the small grey datasets.
@@ -17,21 +23,31 @@ tau_C 1.0); presets scale them down for the small grey datasets.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 
+from dcflow.clustering import KMeans, squared_distances
+from dcflow.clustering.merge import (
+    MergeConfig,
+    fine_count,
+    merge_fine,
+    merged_proba,
+    nearest_neighbors,
+)
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
-from dcflow.handoff import ClusterInitOut, PretrainOut
+from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut
 from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
+from dcflow.train.common import batches
 from dcflow.transforms.presets import CCView
 from dcflow.transforms.warp import resize
 
@@ -183,6 +199,26 @@ class CC(Method):
         labels, metrics = argmax_assignments(p)
         return ClusterInitOut(labels, metrics, embeddings=z, proba=p)
 
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """Cluster-head argmax of the pretrained network on new images (CC, Sec. 3.4).
+
+        The forward pass of :meth:`cluster_init` (eval mode, test view): on the pool it gives the
+        run's labels exactly. PROBA is the head's own softmax (not constructed).
+        """
+        return self.predict_with(ctx, self.load_network(ctx), None)
+
+    def predict_with(
+        self, ctx: StageContext, model: CCNetwork, readout: Mapping[str, Any] | None
+    ) -> PredictOut:
+        """Head argmax of ``model`` on ``ctx``'s images, or ``readout``'s assignment of ``z``."""
+        z, p = self.infer(model, self.images(ctx))
+        if readout is not None:
+            p = soft_readout(z, readout, ctx.data.n_clusters)
+        labels, metrics = argmax_assignments(p)
+        return PredictOut(labels, metrics, proba=p, embeddings=z)
+
 
 def epoch_batches(
     n: int, batch_size: int, gen: torch.Generator, device: torch.device
@@ -192,9 +228,7 @@ def epoch_batches(
     Contrastive losses need two or more samples, and ULDC's evidence and KL scales depend on ``B``
     (docs/specs/uldc.md pitfall 12), so every batch has the same size ``min(batch_size, n)``.
     """
-    b = min(batch_size, n)
-    perm = torch.randperm(n, generator=gen).to(device)
-    return list(perm[: (n // b) * b].split(b))
+    return batches(n, min(batch_size, n), gen, device, drop_last=True)
 
 
 def argmax_assignments(p: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -206,3 +240,46 @@ def argmax_assignments(p: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]
         "min_cluster": float(sizes.min()),
         "mean_confidence": float(p.max(1).values.mean()),
     }
+
+
+Readout = dict[str, torch.Tensor]
+
+
+def soft_readout(z: torch.Tensor, readout: Mapping[str, Any], k: int) -> torch.Tensor:
+    """``[N, K]`` soft assignment of ``z`` ``[N, d]`` under a saved read-out (constructed).
+
+    ``softmax_j(-||z - c_j||^2 / (2 variance))`` over the read-out's ``centers`` ``[K', d]``,
+    each centre's mass added to its cluster ``groups[j]`` (the identity for a k-means read-out).
+    An equal-weight isotropic mixture posterior built from the centres, not a trained output.
+    """
+    centers = torch.as_tensor(readout["centers"]).to(z)
+    var = torch.as_tensor(readout["variance"]).to(z)
+    groups = torch.as_tensor(readout["groups"]).to(z.device, torch.long)
+    d2 = squared_distances(z, centers)
+    return merged_proba(torch.softmax(-d2 / (2.0 * var), dim=1), groups, k)
+
+
+def merge_readout(
+    z: torch.Tensor, k: int, cfg: MergeConfig, seed: int
+) -> tuple[torch.Tensor, Readout]:
+    """Over-cluster + kNN-graph merge of ``z`` ``[N, d]``, and the read-out that reproduces it.
+
+    The steps of :func:`dcflow.clustering.merge.overcluster_merge` in the same order (its
+    ``proba`` bit for bit: tested), keeping what it discards: the ``K'`` fine centres that own
+    samples, the shared variance and the fine -> cluster map ``groups``. The kNN-graph merge is
+    transductive; the map it produced is not: :func:`soft_readout` with these arrays gives the
+    fit's ``proba`` on ``z`` and assigns new embeddings by the same rule.
+
+    Returns:
+        ``[N, K]`` probabilities and the read-out.
+    """
+    n = z.shape[0]
+    k_fine = fine_count(k, cfg.over, n)
+    km = KMeans(k_fine, cfg.n_init, seed=seed).fit(z)
+    nbrs = nearest_neighbors(z, min(cfg.neighbors, n - 1))
+    fine, groups = merge_fine(km.labels_, nbrs, k, k_fine)
+    centers = km.cluster_centers_[torch.unique(km.labels_)]  # a restart may leave one empty
+    d2 = squared_distances(z, centers)
+    var = d2.gather(1, fine[:, None]).mean().clamp_min(1e-12) / z.shape[1]
+    readout = {"centers": centers, "variance": var, "groups": groups}
+    return soft_readout(z, readout, k), readout

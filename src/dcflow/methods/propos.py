@@ -22,7 +22,8 @@ Final outputs: ``labels.npy`` (last k-means), ``embeddings.npy`` (normalised tar
 centres this is ``softmax(z . mu_c / T)``, and its argmax is always the k-means label. With
 ``kmeans.readout: merge`` (a dcflow option, not in the paper) the final labels and ``proba.npy``
 come instead from over-clustering the same embeddings and merging the fragments on the kNN graph
-(:mod:`dcflow.clustering.merge`); the E-steps that drive training are unchanged.
+(:mod:`dcflow.clustering.merge`); the E-steps that drive training are unchanged. ``predict``
+embeds new images with the refined target network and applies the saved read-out (``readout.npz``).
 
 Upstream defects handled: k-means leaving a cluster empty no longer scores ACC 0 (dcflow's Hungarian
 match is rectangular, pitfall 7) and the number of empty clusters is logged; no
@@ -40,15 +41,14 @@ import numpy as np
 import torch
 
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
-from dcflow.clustering.merge import overcluster_merge
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError, WeightsError
-from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut
+from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
 from dcflow.methods.base import Method, StageContext
+from dcflow.methods.cc import Readout, merge_readout, soft_readout
 from dcflow.methods.propos_config import ProPosConfig
 from dcflow.methods.registry import register_method
-from dcflow.models import load_state
 from dcflow.models.propos_net import (
     ProPosNet,
     checkpoint_state,
@@ -57,7 +57,9 @@ from dcflow.models.propos_net import (
     make_optimizer,
     restore_checkpoint,
 )
+from dcflow.models.state import load_into, load_state
 from dcflow.progress import Progress
+from dcflow.train.common import batches
 from dcflow.transforms.presets import affine_view, simclr_view
 
 
@@ -78,6 +80,10 @@ class ProPos(Method):
     stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
     pretrain_sections: ClassVar[tuple[str, ...]] = ("model", "augment", "optim", "train")
     cfg: ProPosConfig
+
+    def proba_kind(self) -> str:
+        """PROBA is a softmax over distances to the k-means (or merge) centres: constructed."""
+        return "constructed"
 
     # ---------------------------------------------------------------- networks and data
     def _net(self, ctx: StageContext) -> ProPosNet:
@@ -158,9 +164,8 @@ class ProPos(Method):
         base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
         sigma, use_psl = self.phase(epoch)
         sums: dict[str, torch.Tensor] = {}
-        perm = torch.randperm(ctx.data.n, generator=gen).to(ctx.device)
         net.train()
-        for i, idx in enumerate(perm.split(o.batch_size)):
+        for i, idx in enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device)):
             if idx.numel() < 2:  # BatchNorm needs two samples
                 continue
             step = (epoch - 1) * iters + i
@@ -252,25 +257,46 @@ class ProPos(Method):
             ctx.curves.log(epoch, **row)
             bar.update(epoch - t.warmup_epochs, **row)
         assert km is not None and z is not None
-        labels, proba, centers = self._readout(ctx, z, km)
+        labels, proba, centers, readout = self._readout(ctx, z, km)
         metrics = {f"{k}_last": v for k, v in history[-1].items() if k != "epoch"}
         return RefineOut(
             labels, metrics, proba=proba, embeddings=z, centers=centers, history=history,
-            model=net.state_dict(),
+            model=net.state_dict(), readout=readout,
         )  # fmt: skip
 
     def _readout(
         self, ctx: StageContext, z: torch.Tensor, km: KMeans
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Final ``labels`` ``[N]``, ``proba`` ``[N, K]`` and ``centers`` ``[K, d]`` of ``z``."""
-        k_cfg, k = self.cfg.kmeans, ctx.data.n_clusters
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Readout]:
+        """Final ``labels`` ``[N]``, ``proba`` ``[N, K]``, ``centers`` ``[K, d]``, read-out."""
+        k_cfg, k, t = self.cfg.kmeans, ctx.data.n_clusters, self.cfg.proba_temperature
         if k_cfg.readout == "merge":
-            proba = overcluster_merge(z, k, k_cfg.merge, ctx.seed).proba
+            proba, readout = merge_readout(z, k, k_cfg.merge, ctx.seed)
             labels = proba.argmax(1)
             onehot = torch.nn.functional.one_hot(labels, k).to(z.dtype)
             centers = (onehot.T @ z) / onehot.sum(0).clamp_min(1.0)[:, None]
         else:
             d2 = squared_distances(z, km.cluster_centers_)  # [N, K]
-            proba = torch.softmax(-d2 / (2 * self.cfg.proba_temperature), dim=1)
+            proba = torch.softmax(-d2 / (2 * t), dim=1)
             labels, centers = km.labels_, km.cluster_centers_
-        return labels, proba, centers
+            readout = {"centers": centers, "variance": torch.tensor(t), "groups": torch.arange(k)}
+        return labels, proba, centers, readout
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """The refined target network's embedding, then the saved read-out (no re-training).
+
+        The last E-step is k-means on the pool, so predict does not repeat it: the refined target
+        network embeds the new images (eval mode, as the E-step) and
+        :func:`~dcflow.methods.cc.soft_readout` assigns them to the nearest saved k-means centre
+        (softmax over ``-d^2 / (2 T)``, as PROBA), or with ``readout: merge`` by the fit's fine
+        centres, variance and fine -> cluster map. On the pool this is the fit's own rule on the
+        fit's embeddings, hence its labels. PROBA is constructed from distances.
+        """
+        if final is None or final.model is None or final.readout is None:
+            raise StageError("ProPos predict needs refine's model.pt and readout.npz")
+        net = self._net(ctx)
+        load_into(net, final.model, "refined ProPos networks")
+        z = net.embed_target(ctx.images())
+        proba = soft_readout(z, final.readout, ctx.data.n_clusters)
+        return PredictOut(proba.argmax(1), proba=proba, embeddings=z)

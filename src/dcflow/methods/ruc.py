@@ -13,6 +13,7 @@ Stages (SCAN's code is reused through inheritance, not copied):
     refine: two networks from the self-labelled model, co-trained with co-refinement and
         co-refurbishing (:mod:`dcflow.train.ruc`); the final assignment is the ensemble
         ``argmax(z1 + z2)`` with probabilities ``(p1 + p2) / 2`` (ECE, mean confidence).
+    predict: the same ensemble of the two saved networks on new images (:meth:`RUC.predict`).
 
 Upstream defects handled (docs/specs/ruc.md §7): raw cluster ids are kept (no GT renaming); pool
 size, K and the ramp length follow the data and the config; ``n_num`` is an integer; empty clean or
@@ -31,10 +32,18 @@ from pydantic import Field
 
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
-from dcflow.handoff import ClusterInitOut, RefineOut, Selection, SelectionOut, to_numpy
+from dcflow.handoff import (
+    ClusterInitOut,
+    PredictOut,
+    RefineOut,
+    Selection,
+    SelectionOut,
+    StateDict,
+    to_numpy,
+)
 from dcflow.methods.base import StageContext
 from dcflow.methods.registry import register_method
-from dcflow.methods.scan import SCAN, SCANConfig, cluster_stats
+from dcflow.methods.scan import SCAN, SCANConfig, cluster_stats, head_size
 from dcflow.models.cluster import ClusterModel, predict
 from dcflow.progress import Progress
 from dcflow.selection.ruc import select_clean
@@ -180,6 +189,31 @@ class RUC(SCAN):
             bar.update(epoch + 1, clean=row["clean_fraction"], conf=row["mean_confidence"])
         return self._result(nets, x, state, history)
 
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """Assign new images with RUC's two co-trained networks (Sec. 3.2), no re-training.
+
+        Refine saves both networks in one state dict (``net1.*``, ``net2.*``; each carries the
+        pretraining pool's ``mean``/``std`` buffers, the fit's input normalisation). Predict
+        loads them and applies the fit's own read-out, :meth:`_ensemble`: labels
+        ``argmax(z1 + z2)`` of the summed logits, ``proba`` ``(p1 + p2) / 2`` (the networks' own
+        softmax probabilities, averaged; not constructed), both in eval mode; ``embeddings`` are
+        net 1's backbone features, as in refine. On the fitted pool this is the same computation
+        on the same weights, so it reproduces the run's final labels. The networks are sized from
+        the saved heads (the run's K).
+        """
+        state = final.model if final is not None else None
+        parts = [_net(state, i) for i in (1, 2)]
+        net1, net2 = (
+            self._load_init(ctx, part, f"refined network {i}", head_size(part))
+            for i, part in enumerate(parts, 1)
+        )
+        x = self._pool(ctx)
+        proba, labels = self._ensemble((net1, net2), x)
+        feats = predict(net1, x)[1]
+        return PredictOut(labels, cluster_stats(proba), proba=proba, embeddings=feats)
+
     @staticmethod
     def _ensemble(
         nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor
@@ -222,3 +256,11 @@ class RUC(SCAN):
             labels, metrics, proba=proba, embeddings=feats, selected=selected,
             history=history, model=model,
         )  # fmt: skip
+
+
+def _net(state: StateDict | None, i: int) -> StateDict | None:
+    """Network ``i``'s part (keys ``net{i}.*``, prefix removed) of refine's two-network state."""
+    if state is None:
+        return None
+    prefix = f"net{i}."
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}

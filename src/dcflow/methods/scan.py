@@ -12,6 +12,7 @@ Stages:
     refine: self-labelling on the confident samples with strong views
         (:mod:`dcflow.train.selflabel`); falls back to the SCAN-step model when self-labelling
         empties a cluster (docs/specs/ruc.md pitfall 3).
+    predict: the refined model's head on new images (:meth:`SCAN.predict`).
 
 Options beyond the paper (off unless a preset sets them): ``scan.overcluster > 1`` trains
 ``round(overcluster * K)`` clusters and merges them on the mined-neighbour graph before
@@ -39,7 +40,14 @@ from dcflow.clustering.knn_mining import mine_neighbors
 from dcflow.clustering.merge import fine_count, merged_proba
 from dcflow.config import StrictModel
 from dcflow.errors import WeightsError
-from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, SelectionOut, StateDict
+from dcflow.handoff import (
+    ClusterInitOut,
+    PredictOut,
+    PretrainOut,
+    RefineOut,
+    SelectionOut,
+    StateDict,
+)
 from dcflow.losses.scan import entropy
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import register_method
@@ -69,6 +77,12 @@ def cluster_stats(proba: torch.Tensor) -> dict[str, float]:
         "nonempty_clusters": float((sizes > 0).sum()),
         "cluster_size_entropy": float(entropy(sizes / sizes.sum())),
     }
+
+
+def head_size(state: StateDict | None) -> int:
+    """K of a saved single-head model (0 when unknown): the run's K, whatever the new data say."""
+    head = (state or {}).get("cluster_head.0.weight")
+    return 0 if head is None else int(head.shape[0])
 
 
 @dataclass
@@ -148,13 +162,24 @@ class SCAN(Method):
             raise WeightsError(f"weights {path} do not fit the configured model ({bad[0]})")
         return model
 
-    def _load_init(self, ctx: StageContext, state: StateDict | None) -> ClusterModel:
-        """Build the K-way single-head model and load the cluster-init state dict strictly."""
-        model = self._model(ctx, 1)
+    def _load_init(
+        self,
+        ctx: StageContext,
+        state: StateDict | None,
+        what: str = "cluster-init model",
+        n_clusters: int = 0,
+    ) -> ClusterModel:
+        """Build the K-way single-head model and load the state dict ``what`` strictly.
+
+        The state dict carries the input normalisation (the pretraining pool's channel
+        statistics, buffers ``mean``/``std``), so the loaded model normalises as the fit did.
+        ``n_clusters`` overrides ``ctx.data.n_clusters`` (predict: the saved head's K).
+        """
+        model = self._model(ctx, 1, n_clusters)
         load_into(
-            model, state, "cluster-init model",
-            needed="this stage needs the cluster-init model",
-            misfit="the cluster-init model does not fit the configured model",
+            model, state, what,
+            needed=f"this stage needs the {what}",
+            misfit=f"the {what} does not fit the configured model",
         )  # fmt: skip
         return model
 
@@ -244,3 +269,22 @@ class SCAN(Method):
         return RefineOut(
             a.labels, {**metrics, **a.stats}, proba=a.proba, embeddings=a.embeddings, model=a.model
         )
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """Assign new images with the self-labelled network (SCAN, Sec. 3.3), no re-training.
+
+        The run's final assignment is the argmax of the refined model's single K-way head (with
+        ``scan.overcluster > 1`` that head is already the K-way head fitted to the merged
+        fragments, :mod:`dcflow.train.overcluster`, so no fragment map is needed). Predict loads
+        that state dict (its ``mean``/``std`` buffers are the pretraining pool's statistics, the
+        fit's input normalisation) and makes the same eval-mode pass as :meth:`assignment`; on
+        the fitted pool it therefore reproduces the run's labels. ``proba`` is the head's softmax
+        (the model's own probabilities), ``embeddings`` the backbone features. The network is
+        sized from the saved head, so K is the run's even where ``ctx.data.n_clusters`` differs.
+        """
+        state = final.model if final is not None else None
+        model = self._load_init(ctx, state, "refined model", head_size(state))
+        a = self.assignment(ctx, model)
+        return PredictOut(a.labels, a.stats, proba=a.proba, embeddings=a.embeddings)

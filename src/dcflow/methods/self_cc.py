@@ -25,7 +25,7 @@ Stages:
         cluster, run RTDS (:mod:`dcflow.methods.self_cc_rtds`) for the target ``Q``, retrain the
         encoder and centres on ``argmax Q`` (4.5); stop when eta reaches 1 or the partition agrees
         with the previous one (Hungarian-matched) at >= ``agreement_stop``.
-    evaluate: ACC/NMI/ARI on ``argmax U``; ECE from the last RTDS pair's probabilities ``Q / 2``.
+    evaluate: ACC/NMI/ARI on ``argmax U``; ECE from ``U``, the predictor of the labels.
 
 Upstream defects and how dcflow handles them (docs/specs/self-cc.md §7):
     1. sigma (unlabelled-loss weight) is always 0 as released (an index is compared with a length):
@@ -59,7 +59,14 @@ from dcflow.clustering import KMeans
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.errors import StageError
-from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut, Selection, SelectionOut
+from dcflow.handoff import (
+    ClusterInitOut,
+    PredictOut,
+    PretrainOut,
+    RefineOut,
+    Selection,
+    SelectionOut,
+)
 from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import register_method
 from dcflow.methods.self_cc_config import SelfCCConfig
@@ -67,6 +74,7 @@ from dcflow.methods.self_cc_refine import (
     Pick,
     load_module,
     make_views,
+    predict_module,
     refine_output,
     update_module,
 )
@@ -306,3 +314,10 @@ class SelfCC(Method):
             "target_vs_module_agreement": float(same),
         }
         return out
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """``argmax U`` of the refined clustering module on new images (4.1; ``predict_module``)."""
+        encoder = self._encoder(ctx)
+        return predict_module(encoder, init, final, self.cfg.cluster.m, self._flat(ctx))

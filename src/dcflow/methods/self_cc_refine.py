@@ -1,6 +1,6 @@
-"""Self-CC refine helpers: on-device views and the clustering-module update.
+"""Self-CC refine helpers: on-device views, the clustering-module update and predict's read-out.
 
-Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.4, §4.5.
+Wang et al., "Self-Correcting Clustering", IEEE TKDE 2025; docs/specs/self-cc.md §4.1, §4.4, §4.5.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from dcflow.handoff import RefineOut, Selection, StateDict
+from dcflow.errors import WeightsError
+from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, Selection, StateDict
 from dcflow.losses.self_cc import module_update_loss
 from dcflow.methods.self_cc_config import UpdateConfig
 from dcflow.methods.self_cc_rtds import RTDSResult
 from dcflow.models.self_cc import ClusteringModule
 from dcflow.models.state import load_into
+from dcflow.train.common import batches
 from dcflow.transforms import RandomAffine
 
 
@@ -72,7 +74,7 @@ def update_module(
     losses = []
     for _ in range(cfg.epochs):
         total = torch.zeros((), device=x.device)
-        for idx in torch.randperm(len(x), generator=gen).to(x.device).split(cfg.batch_size):
+        for idx in batches(len(x), cfg.batch_size, gen, x.device):
             loss = module_update_loss(module(x[idx]), target[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -118,7 +120,8 @@ def refine_output(
     """The refine stage's output (metrics left empty for the caller).
 
     ``labels`` (``argmax U``) / ``membership`` / ``embeddings`` / ``centers`` come from the updated
-    module, ``proba`` is the last RTDS pair's ``Q / 2`` (classifier probabilities, for ECE),
+    module, ``proba`` is ``U`` too, so that ECE pairs the confidence and the label of one predictor
+    (the last RTDS pair's ``Q / 2`` used to score ``argmax U`` with another predictor's confidence),
     ``target`` is ``Q``, ``division`` the last selection's indices with its labelled masks and
     weights, ``selected`` every iteration's selection (``pseudo_labels``, ``t`` per row and ``eta``
     per iteration), ``history`` one row per outer iteration, ``model`` the module's state dict.
@@ -137,7 +140,50 @@ def refine_output(
         },
     )
     return RefineOut(
-        u.argmax(1), {}, proba=q / q.sum(1, keepdim=True), embeddings=z, centers=module.centers,
+        u.argmax(1), {}, proba=u, embeddings=z, centers=module.centers,
         membership=u, target=q, selected=selected, division=division, history=history,
         model=module.state_dict(),
     )  # fmt: skip
+
+
+def predict_module(
+    encoder: torch.nn.Module,
+    init: ClusterInitOut,
+    final: RefineOut | None,
+    m: float,
+    x: torch.Tensor,
+) -> PredictOut:
+    """Assign new images ``x`` ``[M, D]`` as the fit did: ``argmax U`` of the clustering module.
+
+    The fit's final labels are ``argmax U`` (4.1) of the clustering module (encoder + centres)
+    after the last module update (4.5), on the clean images (:func:`refine_output`). Predict
+    rebuilds that module from refine's ``model.pt`` (encoder and centres together) and reads the
+    memberships of ``x`` the same way (``ClusteringModule.infer``: eval mode, same batches), so on
+    the fitted images it gives the fit's labels bit for bit. Without ``final``: cluster-init's
+    module (its fitted ``model.pt`` when ``cluster.over > 1``, else the pretrained encoder with
+    the k-means centres), i.e. the cluster-init assignment.
+
+    Args:
+        encoder: the pretrained feature extractor on the device (its weights are replaced).
+        init: the run's cluster-init output.
+        final: the run's refine output.
+        m: the fuzzifier.
+        x: ``[M, D]`` flattened new images on the device.
+
+    Returns:
+        ``labels`` ``argmax U``; ``proba`` the memberships ``U`` themselves: the module's own soft
+        assignment (rows sum to 1), as the fit's ``proba``; ``embeddings`` the module's codes.
+    """
+    source = final if final is not None else init
+    if source.centers is None:
+        raise WeightsError("the run saved no clustering-module centres (centers.npy)")
+    module = ClusteringModule(encoder, torch.from_numpy(source.centers).to(x.device), m)
+    state = final.model if final is not None else init.model
+    if final is not None or state is not None:
+        load_into(
+            module, state, "clustering module",
+            needed="refine saved no clustering module (model.pt)",
+            misfit="the run's model.pt does not fit the clustering module",
+        )  # fmt: skip
+    z, u = module.infer(x)
+    return PredictOut(u.argmax(1), {}, proba=u, embeddings=z)

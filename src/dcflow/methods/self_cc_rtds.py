@@ -23,6 +23,7 @@ from dcflow.losses.self_cc import mixmatch_loss, mixup_lambda, sharpen, warmup_l
 from dcflow.methods.self_cc_config import RTDSConfig
 from dcflow.models.self_cc import image_classifier, mlp_classifier
 from dcflow.selection.self_cc import clean_posterior, divide, transition_sigma
+from dcflow.train.common import batches
 
 
 @dataclass
@@ -88,9 +89,7 @@ def _warmup(
     last = float("nan")
     for _ in range(cfg.warmup_epochs):
         total = torch.zeros((), device=flat.device)
-        for idx in (
-            torch.randperm(len(flat), generator=gen).to(flat.device).split(cfg.warmup_batch_size)
-        ):
+        for idx in batches(len(flat), cfg.warmup_batch_size, gen, flat.device):
             loss = warmup_loss(net(_float(flat[idx])), y[idx], cfg.gamma)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -150,9 +149,9 @@ def _cotrain_pass(
         return float("nan")
     x, y, n_x = _mixed_pool(net, peer, views, labels, labelled, w, lam, cfg, gen)
     dev, bs = x.device, cfg.batch_size
-    xb_idx = torch.randperm(n_x, generator=gen).to(dev).split(bs)
+    xb_idx = batches(n_x, bs, gen, dev)
     n_u = len(x) - n_x
-    ub_idx = (torch.randperm(n_u, generator=gen).to(dev) + n_x).split(bs) if n_u else ()
+    ub_idx = [idx + n_x for idx in batches(n_u, bs, gen, dev)] if n_u else []
     losses = []
     for i, idx in enumerate(xb_idx):
         u = ub_idx[i % len(ub_idx)] if ub_idx else None  # cycle U'; never an empty loader

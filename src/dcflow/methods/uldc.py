@@ -22,6 +22,10 @@ reaches it), so it stays bit-identical. Final labels: cluster-head argmax after 
 (``refine.assign: head``, the default), k-means on the refined embeddings (``kmeans``), or
 k-means with more centres whose fragments are merged on the kNN graph (``merge``).
 
+predict (new images, no re-training): the refined network's eval-mode forward pass, then the
+head argmax (``head``), or the saved read-out (``readout.npz``: centres, variance, fine ->
+cluster map) applied to the instance embeddings by :func:`~dcflow.methods.cc.soft_readout`.
+
 Upstream defects and how dcflow handles them (docs/specs/uldc.md §7):
     1. The evidential loss had no gradient (S was rebuilt entry by entry in NumPy). Here ``S`` is a
        torch tensor and ``L_evi`` back-propagates (``refine.evidential_grad: true``, the intended
@@ -71,16 +75,24 @@ import torch
 from pydantic import Field
 
 from dcflow.clustering import KMeans, squared_distances
-from dcflow.clustering.merge import MergeConfig, overcluster_merge
+from dcflow.clustering.merge import MergeConfig
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
-from dcflow.handoff import ClusterInitOut, RefineOut, SelectionOut
+from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, SelectionOut
 from dcflow.losses.uldc import c3_loss, evidence_tanh, evidential_loss, sdm_loss, uncertainty
 from dcflow.methods.base import StageContext
-from dcflow.methods.cc import CC, CCConfig, argmax_assignments, epoch_batches
+from dcflow.methods.cc import (
+    CC,
+    CCConfig,
+    Readout,
+    argmax_assignments,
+    epoch_batches,
+    merge_readout,
+)
 from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import CCNetwork
+from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.selection.uldc import check_counts, select_partners
 from dcflow.transforms.presets import CCView
@@ -138,6 +150,10 @@ class ULDC(CC):
     training_stages = frozenset({"pretrain", "refine"})
     weights_owner = "cc"
     cfg: ULDCConfig
+
+    def proba_kind(self) -> str:
+        """The head's softmax (``assign: head``), else a constructed read-out posterior."""
+        return "model" if self.cfg.refine.assign == "head" else "constructed"
 
     def uldc_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
         """All ULDC terms for one batch of unit embeddings ``z1``, ``z2`` (``[B, m]``).
@@ -210,34 +226,67 @@ class ULDC(CC):
             ctx.curves.log(epoch, **row)
             bar.update(epoch, loss=row["total"], changed=row["changed_vs_init"])
         z, p = self.infer(model, x)
-        head = p.argmax(1)
+        head, readout = p.argmax(1), None
         if r.assign == "kmeans":
-            p = kmeans_proba(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
+            p, readout = kmeans_readout(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
         elif r.assign == "merge":
-            p = overcluster_merge(z, ctx.data.n_clusters, r.merge, ctx.seed).proba
+            p, readout = merge_readout(z, ctx.data.n_clusters, r.merge, ctx.seed)
         labels, metrics = argmax_assignments(p)
         # label-free: the two partitions matched one-to-one (Hungarian), no ground truth involved
         metrics["agreement_with_head"] = cluster_acc(head.cpu().numpy(), p.argmax(1).cpu().numpy())
         last = history[-1]
         metrics = {**metrics, **{f"final_{k}": v for k, v in last.items() if k != "epoch"}}
         return RefineOut(
-            labels, metrics, proba=p, embeddings=z, history=history, model=model.state_dict()
-        )
+            labels, metrics, proba=p, embeddings=z, history=history, model=model.state_dict(),
+            readout=readout,
+        )  # fmt: skip
+
+    def predict(
+        self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
+    ) -> PredictOut:
+        """Assign new images with the refined network and the run's read-out (no re-training).
+
+        The refined network (``final.model``) runs the eval-mode test-view forward pass of
+        refine's final read-out. ``head``: the frozen head's argmax, PROBA its softmax.
+        ``kmeans`` / ``merge``: k-means and the kNN-graph merge are fits on the pool, so they
+        are not repeated; the new embeddings go through the fit's read-out instead (nearest of
+        the saved centres, softmax over ``-d^2 / (2 sigma^2)``, fine mass summed per cluster with
+        the saved map), which on the pool's embeddings is the fit's PROBA, hence its labels.
+        That PROBA is constructed from distances, not a trained output.
+
+        Raises:
+            StageError: the run saved no refined network, or no read-out for ``kmeans``/``merge``.
+        """
+        if final is None or final.model is None:
+            raise StageError("ULDC predict needs the refine stage's model (model.pt)")
+        assign = self.cfg.refine.assign
+        readout = None if assign == "head" else final.readout
+        if assign != "head" and readout is None:
+            raise StageError(f"the run has no readout.npz for refine.assign={assign}")
+        model = self.network(ctx)
+        load_into(model, final.model, "refined ULDC network")
+        return self.predict_with(ctx, model, readout)
 
 
-def kmeans_proba(z: torch.Tensor, k: int, restarts: int, seed: int) -> torch.Tensor:
-    """Soft k-means read-out of the refined embeddings (``refine.assign: kmeans``).
+def kmeans_readout(
+    z: torch.Tensor, k: int, restarts: int, seed: int
+) -> tuple[torch.Tensor, Readout]:
+    """Soft k-means read-out of embeddings ``z`` ``[N, m]`` (ULDC ``refine.assign: kmeans``).
 
-    k-means (k-means++, ``restarts``) on ``z`` ``[N, m]``, then the posterior of a mixture of
-    equal-weight isotropic Gaussians at the centres with the shared variance estimated from the
-    fit, ``sigma^2 = inertia / (N m)``: ``q_ij = softmax_j(-||z_i - mu_j||^2 / (2 sigma^2))``.
-    No labels are involved; ``argmax q`` is the nearest centre, so LABELS and PROBA agree.
+    k-means (k-means++, ``restarts``), then the posterior of a mixture of equal-weight isotropic
+    Gaussians at the centres with the shared variance estimated from the fit,
+    ``sigma^2 = inertia / (N m)``: ``q_ij = softmax_j(-||z_i - mu_j||^2 / (2 sigma^2))``. No
+    labels are involved; ``argmax q`` is the nearest centre, so LABELS and PROBA agree.
 
     Returns:
-        ``[N, K]`` float probabilities.
+        ``[N, K]`` probabilities and the read-out (centres, ``sigma^2``, identity groups) with
+        which :func:`~dcflow.methods.cc.soft_readout` gives the same ``q`` for these ``z`` and
+        assigns new ones.
     """
     km = KMeans(k, restarts, seed=seed)
     km.fit(z)
     d2 = squared_distances(z, km.cluster_centers_.to(z.device))
     var = d2.min(1).values.mean().clamp_min(1e-12) / z.shape[1]
-    return torch.softmax(-d2 / (2.0 * var), dim=1)
+    groups = torch.arange(k, device=z.device)
+    readout = {"centers": km.cluster_centers_, "variance": var, "groups": groups}
+    return torch.softmax(-d2 / (2.0 * var), dim=1), readout

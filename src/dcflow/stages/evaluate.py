@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,11 @@ from dcflow.clustering.metrics import (
 )
 from dcflow.config import flatten
 from dcflow.data import Dataset
+from dcflow.methods.registry import get_method
 from dcflow.progress import emit
 from dcflow.stages.common import finish, guard, load_run
+from dcflow.stages.heldout import log_model, score_heldout
+from dcflow.stages.predict import run_record
 
 
 def write_predictions(
@@ -166,6 +170,7 @@ def evaluate(
     started: float | None = None,
     selection_dir: str = "",
     weights_uri: str = "",
+    weights_sha256: str = "",
 ) -> dict[str, Any]:
     """Score the final assignment, write predictions and plots, log everything to MLflow.
 
@@ -181,6 +186,7 @@ def evaluate(
         started: wall-clock start of the stage.
         selection_dir: confident-sample-selection artifact, when the method has that stage.
         weights_uri: the pretrained weights, beside which pretrain stored its curves.
+        weights_sha256: their checksum (recorded in ``run.json`` for predict).
     """
     from dcflow import tracking
 
@@ -193,6 +199,12 @@ def evaluate(
     title = f"{cfg.method} on {cfg.dataset.name} (seed {cfg.seed})"
     metrics, init_metrics, files = score(data, init_dir, final_dir, out, title)
     curves = collect_curves(reports, init_dir, final_dir, selection_dir, weights_uri)
+    record = run_record(
+        config_json, init_dir, final_dir, out_dir, weights_uri, weights_sha256, data.n_clusters
+    )
+    art.save_json(out, art.RUN, record)
+    root = Path(os.path.commonpath([Path(p).resolve() for p in (init_dir, final_dir, out_dir)]))
+    heldout = score_heldout(cfg, root, record, out) if cfg.dataset.eval_split else None
     report = finish("evaluate", started, out, metrics)
     tags = {
         **cfg.tags,
@@ -201,6 +213,9 @@ def evaluate(
         "seed": str(cfg.seed),
         "pipeline_job_id": job_id,
         "n_samples": str(data.n),
+        "split": cfg.dataset.split,
+        "proba_kind": get_method(cfg.method)(cfg).proba_kind(),
+        **({"eval_split": heldout["split"]} if heldout else {}),
     }
     ids = tracking.log_or_defer(
         tracking_uri=tracking_uri,
@@ -208,7 +223,11 @@ def evaluate(
         run_name=f"{cfg.method}-{cfg.dataset.name}-s{cfg.seed}",
         tags=tags,
         params=_params(config_json),
-        metrics={**metrics, **{f"init_{k}": v for k, v in init_metrics.items()}},
+        metrics={
+            **metrics,
+            **{f"init_{k}": v for k, v in init_metrics.items()},
+            **{f"heldout_{k}": v for k, v in (heldout or {}).get("metrics", {}).items()},
+        },
         stage_reports=[{**r, "curves": curves.get(r["stage"], {})} for r in [*reports, report]],
         files=[out / art.CONFIG, *files],
     )
@@ -216,6 +235,7 @@ def evaluate(
         emit(f"  warning: MLflow logging failed ({ids['error']}); kept in {ids['pending']}")
     else:
         emit(f"  mlflow run {ids['run_id']} in experiment {ids['experiment_id']}")
+        log_model(ids["tracking_uri"], ids["run_id"], root, record, out)
     report["seconds"] = round(time.time() - started, 3)  # MLflow logging is part of the stage
     art.save_json(out, art.REPORT, report)
     return {
@@ -224,6 +244,7 @@ def evaluate(
         "n_samples": data.n,
         "seed": cfg.seed,
         "metrics": metrics,
+        **({"heldout": heldout} if heldout else {}),
         "stages": _stage_table([*reports, report], init_metrics),
         "mlflow": ids,
         "predictions": str((out / art.PREDICTIONS).resolve()),

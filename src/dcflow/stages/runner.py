@@ -75,6 +75,7 @@ def open_stage(
     weights_sha256: str = "",
     started: float | None = None,
     cached: bool = True,
+    declared: bool = True,
 ) -> Iterator[OpenStage]:
     """Open stage ``name`` of the run described by ``config_json``.
 
@@ -87,6 +88,8 @@ def open_stage(
         weights_sha256: their expected checksum.
         started: wall-clock start of the stage (default: now).
         cached: whether the stage takes part in the ``--resume`` stage cache.
+        declared: whether the method must declare ``name`` in its stages (``predict`` is not a
+            pipeline stage of the fit).
 
     Raises:
         ConfigError: the method has no such stage.
@@ -96,7 +99,7 @@ def open_stage(
     emit(f"start {name}")
     cfg, data = load_run(config_json)
     method = get_method(cfg.method)(cfg)
-    if name not in method.stages:
+    if declared and name not in method.stages:
         raise ConfigError(f"method {cfg.method} has no stage {name!r}")
     seed_everything(cfg.seed, cfg.threads)
     out = Path(out_dir)

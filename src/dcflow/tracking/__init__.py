@@ -80,7 +80,9 @@ def _experiment_id(client: Any, name: str, uri: str) -> str:
         folder = Path(uri[len("sqlite:///") :]).parent
         folder = folder if folder.name == ".dcflow" else folder / ".dcflow"
         location = (folder / "mlartifacts").resolve().as_uri()
-    return str(client.create_experiment(name, artifact_location=location))
+    # MLflow 3's UI opens an experiment as model training, not GenAI, with this tag
+    kind = {"mlflow.experimentKind": "custom_model_development"}
+    return str(client.create_experiment(name, artifact_location=location, tags=kind))
 
 
 def _log_curves(client: Any, run_id: str, curves: dict[str, list[list[float]]], ts: int) -> None:
