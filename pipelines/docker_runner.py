@@ -39,6 +39,7 @@ PASSTHROUGH = (
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "DCFLOW_STAGE_CACHE",
     "DCFLOW_RESUME",
+    "DCFLOW_CACHE_DIR",
 )
 FILE_VARS = ("AWS_CA_BUNDLE",)  # variables naming a host file: mounted read-only, then passed
 

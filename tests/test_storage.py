@@ -83,6 +83,20 @@ def test_lookup_needs_the_sidecar(tmp_path: Path, weights_file: Path) -> None:
     assert store.lookup("m", "k") is None
 
 
+def test_a_second_publish_of_a_key_keeps_the_first(tmp_path: Path, weights_file: Path) -> None:
+    # two runs of one key side by side (compare's option rows): the loser must report the sha256
+    # of the file that is there, not of its own copy (it used to overwrite the winner's file, whose
+    # stages then failed with "sha256 mismatch")
+    store = WeightsStore(str(tmp_path / "store"))
+    first = store.publish("m", "k", weights_file)
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"same weights, other bytes (a timestamp)")
+    second = store.publish("m", "k", other)
+    assert second == first
+    assert sha256_file(first.uri) == first.sha256 == sha256_file(weights_file)
+    assert sorted(p.name for p in Path(first.uri).parent.iterdir() if p.name.startswith(".")) == []
+
+
 @pytest.mark.parametrize("prefix", ["", "file://"])
 def test_fetch_verifies_and_copies(tmp_path: Path, weights_file: Path, prefix: str) -> None:
     dest = tmp_path / "out" / "weights.pt"

@@ -34,7 +34,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
         default="digits",
-        help="dataset name (see `dcflow datasets`), npz:PATH or s3://bucket/key.npz "
+        help="dataset name (see `dcflow datasets`), npz:PATH, s3://bucket/key.npz, "
+        "folder:DIR (your images; --set dataset.n_clusters=K) or csv:FILE (path[,label] columns) "
         "(default: digits)",
     )
     p.add_argument("--data-dir", help="directory holding <dataset>.npz (e.g. ../shared/data)")
@@ -153,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_config(args: argparse.Namespace) -> Any:
     from dcflow.config import build_run_config
+    from dcflow.data.images import absolute_source, is_image_source
     from dcflow.data.registry import get_dataset_loader
     from dcflow.data.remote import fetch_npz, is_remote
     from dcflow.methods.registry import get_method
@@ -167,6 +169,8 @@ def _build_config(args: argparse.Namespace) -> Any:
     if is_remote(args.dataset):
         dataset["name"] = args.dataset.removeprefix("npz:")
         dataset["sha256"] = fetch_npz(dataset["name"], None)[1]  # every stage checks this
+    elif is_image_source(args.dataset):
+        dataset["name"] = absolute_source(args.dataset)
     elif args.dataset.startswith("npz:"):
         path = Path(args.dataset[4:]).expanduser().resolve()
         if not path.is_file():
@@ -222,6 +226,8 @@ def _cmd_datasets() -> int:
     for name, desc in dataset_descriptions().items():
         print(f"{name:14s} {desc}")
     print(f"{'npz:PATH':14s} your own data: x uint8 [N,H,W] or [N,H,W,C], optional y and n_train")
+    print(f"{'folder:DIR':14s} your own images (png, jpg, bmp, tif, webp), searched recursively")
+    print(f"{'csv:FILE':14s} a file list: a path column (relative to the file), optional label")
     return 0
 
 
@@ -258,8 +264,11 @@ def _stage_cache(resume: bool) -> Iterator[None]:
     """Point the stage processes at the stage cache (always filled; read with ``--resume``)."""
     from dcflow.stages import resume as cache
 
-    saved = {k: os.environ.get(k) for k in (cache.CACHE_ENV, cache.RESUME_ENV)}
+    keys = (cache.CACHE_ENV, cache.RESUME_ENV, "DCFLOW_CACHE_DIR")
+    saved = {k: os.environ.get(k) for k in keys}
     os.environ.setdefault(cache.CACHE_ENV, str(Path(".dcflow/stages").resolve()))
+    # decoded folder:/csv: images, shared by every stage process of the run (and later runs)
+    os.environ.setdefault("DCFLOW_CACHE_DIR", str(Path(".dcflow/cache").resolve()))
     os.environ[cache.RESUME_ENV] = "1" if resume else "0"
     try:
         yield
@@ -276,6 +285,7 @@ def _docker_plan(args: argparse.Namespace, cfg: Any, store: str, uri: str) -> An
     from dcflow_pipelines.docker_runner import DockerPlan, passthrough_env
 
     from dcflow import tracking
+    from dcflow.data.images import cache_dir as images_cache
     from dcflow.stages import resume
 
     plan = DockerPlan(args.image)
@@ -292,6 +302,10 @@ def _docker_plan(args: argparse.Namespace, cfg: Any, store: str, uri: str) -> An
         plan.add_readable(cfg.dataset.data_dir)
     if cfg.dataset.name.startswith("npz:"):
         plan.add_readable(cfg.dataset.name[4:])
+    if cfg.dataset.name.startswith(("folder:", "csv:")):
+        source = Path(cfg.dataset.name.partition(":")[2])
+        plan.add_readable(source if source.is_dir() else source.parent)
+        plan.add_writable(images_cache())
     passthrough_env(plan)
     return plan
 

@@ -44,6 +44,13 @@ class DatasetConfig(StrictModel):
             (``dcflow run`` pins it when it starts).
         eval_split: score this other split after fitting on ``split`` (held-out protocol):
             evaluate assigns it with the method's ``predict`` and reports it apart.
+        image_size: ``folder:``/``csv:`` sources: decode every image to this square size
+            (None: the images' own size, which must then be the same for all).
+        channels: ``folder:``/``csv:``: 1 (grey) or 3 (RGB); None: 1 when every image is grey.
+        resize: ``folder:``/``csv:``: ``crop`` (shorter side to the size, centre crop), ``pad``
+            (longer side, black borders) or ``stretch``.
+        labels_from: ``folder:``: ``subfolders`` makes each top sub-folder a label; ``none``
+            (default) reads no labels.
     """
 
     name: str = "digits"
@@ -53,6 +60,10 @@ class DatasetConfig(StrictModel):
     limit: int | None = Field(default=None, ge=2)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     eval_split: Literal["train", "test"] | None = None
+    image_size: int | None = Field(default=None, ge=4, le=1024)
+    channels: Literal[1, 3] | None = None
+    resize: Literal["crop", "pad", "stretch"] = "crop"
+    labels_from: Literal["none", "subfolders"] = "none"
 
     @model_validator(mode="after")
     def _held_out_split(self) -> DatasetConfig:
@@ -60,6 +71,14 @@ class DatasetConfig(StrictModel):
             raise ValueError("eval_split must be the split the run is not fitted on")
         if self.eval_split is not None and self.split == "all":
             raise ValueError("eval_split needs split: train or test (the fit split)")
+        image_options = (self.image_size, self.channels, self.resize, self.labels_from)
+        own_images = self.name.startswith(("folder:", "csv:"))
+        if not own_images and image_options != (None, None, "crop", "none"):
+            raise ValueError(
+                "image_size, channels, resize and labels_from apply to folder: and csv: data only"
+            )
+        if self.labels_from == "subfolders" and not self.name.startswith("folder:"):
+            raise ValueError("labels_from: subfolders needs a folder: dataset")
         return self
 
 

@@ -2,14 +2,14 @@
 
 RUN is a local run directory (the ``artifacts`` of ``dcflow run``'s summary, or any directory
 holding the run's ``run.json``), an ``s3://`` prefix holding one, or an MLflow run ID (its logged
-model). The CSV has one row per image: ``index,cluster,confidence`` (plus ``label`` when the data
-has labels); with labels, ACC/NMI/ARI against them are printed too.
+model). The CSV has one row per image, as the run's own predictions.csv:
+``index,label,cluster[,confidence][,file]`` (``label`` empty without labels, ``file`` for folder:
+and csv: data); with labels, ACC/NMI/ARI against them are printed too.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import tempfile
@@ -60,11 +60,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from dcflow.clustering.metrics import cluster_metrics
     from dcflow.config import DatasetConfig
     from dcflow.data import load_dataset
+    from dcflow.stages.evaluate import write_predictions
     from dcflow.stages.predict import predict_arrays, run_clusters
 
     dataset: dict[str, Any] = {"name": args.dataset, "split": args.split}
     if args.data_dir:
         dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    if args.dataset.startswith(("folder:", "csv:")):
+        from dcflow.data.images import absolute_source
+
+        dataset["name"] = absolute_source(args.dataset)
     if args.dataset.startswith("npz:"):
         dataset["name"] = f"npz:{Path(args.dataset[4:]).expanduser().resolve()}"
     with tempfile.TemporaryDirectory(prefix="dcflow-predict-") as tmp:
@@ -73,8 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         k = run_clusters(root, record)
     data = load_dataset(DatasetConfig.model_validate({**dataset, "n_clusters": k}))
     labels = np.asarray(result.labels)
-    conf = np.asarray(result.proba).max(1) if result.proba is not None else None
-    _write_csv(Path(args.out), data.index, labels, conf, data.y)
+    proba = np.asarray(result.proba) if result.proba is not None else None
+    write_predictions(Path(args.out), data.index, data.y, labels, proba, data.files)
     metrics = cluster_metrics(data.y, labels, result.proba) if data.y is not None else {}
     sizes = np.bincount(labels).tolist()
     print(f"predicted {labels.size} images into {len(sizes)} clusters {sizes} -> {args.out}")
@@ -86,14 +91,3 @@ def cmd_predict(args: argparse.Namespace) -> int:
         with atomic_path(Path(args.json)) as t:
             t.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
-
-
-def _write_csv(
-    path: Path, index: np.ndarray, labels: np.ndarray, conf: np.ndarray | None, y: Any
-) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "cluster", "confidence"] + (["label"] if y is not None else []))
-        for i in range(labels.size):
-            row = [int(index[i]), int(labels[i]), "" if conf is None else f"{conf[i]:.6f}"]
-            writer.writerow(row + ([int(y[i])] if y is not None else []))

@@ -156,6 +156,10 @@ class WeightsStore:
     ) -> StoredWeights:
         """Copy a weights file into the store (sha256 sidecar written last).
 
+        Locally the first writer of a key wins: a run that finds the weights already published
+        (two runs of one key side by side) returns those, with their sha256, so that every stage
+        of either run verifies the file that is actually there.
+
         Args:
             method: owner of the weights (``weights_name``).
             key: cache key of the weights.
@@ -185,7 +189,13 @@ class WeightsStore:
         sha_tmp = target.with_name(f".sha.{os.getpid()}.tmp")
         try:
             shutil.copyfile(local, tmp)
-            os.replace(tmp, target)
+            try:  # first writer wins: a concurrent run of the same key may have published
+                os.link(tmp, target)
+            except FileExistsError:
+                return StoredWeights(str(target.resolve()), sha256_file(target))
+            except OSError:  # a file system without hard links
+                os.replace(tmp, target)
+            tmp.unlink(missing_ok=True)
             tmp.write_bytes(body)
             os.replace(tmp, target.with_name(CURVES_FILE))
             sha_tmp.write_text(digest + "\n")  # the sidecar last: it marks the entry complete

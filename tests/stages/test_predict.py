@@ -94,3 +94,40 @@ def test_an_unknown_run_is_one_line(
     assert main(["predict", str(tmp_path), "--dataset", "digits"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no finished dcflow run" in err[0]
+
+
+def test_unlabeled_folders_in_per_file_clusters_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.uint8) * 16
+    (tmp_path / "fit").mkdir()
+    for i in range(60):
+        Image.fromarray(images[i]).save(tmp_path / "fit" / f"{i:03d}.png")
+    new = tmp_path / "new" / "deeper"
+    new.mkdir(parents=True)
+    for i in range(60, 70):
+        Image.fromarray(images[i]).save(new / f"n{i}.png")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(PLUGINS))
+    monkeypatch.setenv("DCFLOW_PLUGINS", "toy_layout")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import dcflow.methods as methods
+
+    methods._load_plugins()
+    argv = ["run", "toy-init-refine", "--dataset", "folder:fit", "--set", "dataset.n_clusters=4"]
+    assert main([*argv, "--json", "run.json", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "run.json").read_text())
+    assert summary["metrics"] == {} and summary["n_samples"] == 60  # no labels, no ACC
+    with open(summary["predictions"]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["file"] for r in rows[:2]] == ["000.png", "001.png"] and rows[0]["label"] == ""
+    argv = ["predict", summary["artifacts"], "--dataset", "folder:new", "--out", "new.csv"]
+    assert main(argv) == 0
+    assert "predicted 10 images" in capsys.readouterr().out
+    with open(tmp_path / "new.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["file"] for r in rows] == [f"deeper/n{i}.png" for i in range(60, 70)]
+    assert all(0 <= int(r["cluster"]) < 4 for r in rows)

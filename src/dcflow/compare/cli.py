@@ -78,7 +78,7 @@ def _plan(args: argparse.Namespace) -> tuple[object, Path]:
         get_method(m)
     datasets = parse_list(args.datasets, "datasets")
     for d in datasets:
-        if not d.startswith("npz:"):
+        if not d.startswith(("npz:", "folder:", "csv:", "s3://")):
             get_dataset_loader(d)
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else ""
     plan = Plan(methods, datasets, parse_seeds(args.seeds), data_dir, list(args.overrides))

@@ -6,6 +6,7 @@ import numpy as np
 
 from dcflow.config import DatasetConfig
 from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_float_images
+from dcflow.data.images import DecodeSettings, is_image_source, load_image_source
 from dcflow.data.npz import read_npz
 from dcflow.data.registry import get_dataset_loader
 from dcflow.data.remote import fetch_npz, is_remote
@@ -43,7 +44,13 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     Raises:
         DataError: for any problem with the data, in one line.
     """
-    if is_remote(cfg.name):
+    files = None
+    if is_image_source(cfg.name):
+        source = cfg.name
+        settings = DecodeSettings(cfg.image_size, cfg.channels, cfg.resize, cfg.labels_from)
+        src = load_image_source(cfg.name, settings)
+        x_raw, y_raw, n_train, files = src.x, src.y, None, src.files
+    elif is_remote(cfg.name):
         source = cfg.name.removeprefix("npz:")
         x_raw, y_raw, n_train = read_npz(fetch_npz(source, cfg.sha256)[0])
     elif cfg.name.startswith("npz:"):
@@ -64,4 +71,5 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         x, index = x[pick], index[pick]
         y = y[pick] if y is not None else None
     k = resolve_clusters(y, x.shape[0], cfg.n_clusters, source)
-    return Dataset(name=cfg.name, x=np.ascontiguousarray(x), y=y, index=index, n_clusters=k)
+    files = files[index] if files is not None else None
+    return Dataset(cfg.name, np.ascontiguousarray(x), y, index, k, files)

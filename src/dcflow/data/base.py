@@ -24,6 +24,7 @@ class Dataset:
         y: int64 labels ``[N]`` or ``None``; only ``evaluate`` may read them.
         index: int64 ``[N]`` positions in the source data.
         n_clusters: number of clusters K.
+        files: ``[N]`` source file of each row (``folder:``/``csv:`` data), else None.
     """
 
     name: str
@@ -31,6 +32,7 @@ class Dataset:
     y: np.ndarray | None
     index: np.ndarray
     n_clusters: int
+    files: np.ndarray | None = None
 
     @property
     def n(self) -> int:

@@ -32,18 +32,30 @@ from dcflow.stages.predict import run_record
 
 
 def write_predictions(
-    path: Path, index: np.ndarray, y: np.ndarray | None, pred: np.ndarray, proba: np.ndarray | None
+    path: Path,
+    index: np.ndarray,
+    y: np.ndarray | None,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    files: np.ndarray | None = None,
 ) -> None:
-    """CSV ``index,label,cluster[,confidence]``; ``label`` is empty without ground truth."""
+    """CSV ``index,label,cluster[,confidence][,file]``; ``label`` is empty without ground truth.
+
+    ``file`` (``folder:``/``csv:`` data) is each image's path relative to the folder or list.
+    """
+    cols: list[list[object]] = [index.tolist(), [""] * pred.size if y is None else y.tolist()]
+    cols.append(pred.tolist())
+    header = ["index", "label", "cluster"]
+    if proba is not None:
+        header.append("confidence")
+        cols.append([f"{c:.6f}" for c in proba.max(1)])
+    if files is not None:
+        header.append("file")
+        cols.append(files.tolist())
     with art.atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(
-            ["index", "label", "cluster"] + (["confidence"] if proba is not None else [])
-        )
-        conf = proba.max(1) if proba is not None else None
-        for i in range(pred.size):
-            row = [int(index[i]), "" if y is None else int(y[i]), int(pred[i])]
-            writer.writerow(row + ([f"{conf[i]:.6f}"] if conf is not None else []))
+        writer.writerow(header)
+        writer.writerows(zip(*cols, strict=True))
 
 
 def confusion_markdown(table: np.ndarray, title: str) -> str:
@@ -99,7 +111,7 @@ def score(
         metrics = cluster_metrics(data.y, pred, proba)
         init_metrics = cluster_metrics(data.y, art.load_npy(init_dir, art.LABELS))
         title += f": ACC {metrics['acc']:.3f} NMI {metrics['nmi']:.3f}"
-    write_predictions(out / art.PREDICTIONS, data.index, data.y, pred, proba)
+    write_predictions(out / art.PREDICTIONS, data.index, data.y, pred, proba, data.files)
     summary = {"final": metrics, "cluster-init": init_metrics, "nmi_average": NMI_AVERAGE}
     art.save_json(out, art.METRICS, summary)
     files = _plots(out, data.y, pred, _optional(final_dir, art.EMBEDDINGS), title)
