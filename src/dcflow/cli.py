@@ -253,6 +253,10 @@ def _print_table(summary: dict[str, Any]) -> None:
         f"\n{summary['method']} on {summary['dataset']} (n={summary['n_samples']}, seed "
         f"{summary['seed']}): {shown}   wall {summary['wall_seconds']:.1f}s"
     )
+    internal = summary.get("internal", {})
+    if internal:
+        scores = "  ".join(f"{k} {v:.3f}" for k, v in internal.items())
+        print(f"label-free: {scores}; cluster sizes {summary.get('cluster_sizes')}")
     held = summary.get("heldout")
     if held:
         shown = "  ".join(f"{k.upper()} {v:.4f}" for k, v in held["metrics"].items())
@@ -396,6 +400,8 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             "n_samples",
             "seed",
             "metrics",
+            "internal",
+            "cluster_sizes",
             "heldout",
             "stages",
             "wall_seconds",

@@ -95,6 +95,15 @@ def test_every_stage_hands_off_its_typed_output(
         selection_dir=selection, weights_uri=uri, weights_sha256=sha,
     )  # fmt: skip
     assert set(summary["metrics"]) >= {"acc", "nmi", "ari"}
+    # label-free scores on the embedding the method ends with, when it uses two clusters or more
+    # (the smoke settings may collapse a method to one)
+    final_labels = RefineOut.load(final).labels if final != d["init"] else init.labels
+    has_embedding = (Path(final) / "embeddings.npy").is_file()
+    scores = {"size_entropy"}
+    if has_embedding and np.unique(final_labels).size >= 2:
+        scores |= {"silhouette", "calinski_harabasz", "davies_bouldin"}
+    assert set(summary["internal"]) == scores, (has_embedding, np.bincount(final_labels))
+    assert (Path(d["eval"]) / "assignments.csv").is_file()
     assert list(summary["stages"]) == list(cls.stages)
     json.dumps(summary)
 

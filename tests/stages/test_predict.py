@@ -131,3 +131,23 @@ def test_unlabeled_folders_in_per_file_clusters_out(
         rows = list(csv.DictReader(fh))
     assert [r["file"] for r in rows] == [f"deeper/n{i}.png" for i in range(60, 70)]
     assert all(0 <= int(r["cluster"]) < 4 for r in rows)
+
+
+def test_label_free_outputs_of_every_run(fitted: tuple[Path, dict]) -> None:
+    _, summary = fitted
+    out = Path(summary["predictions"]).parent
+    with open(out / "assignments.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 1438 and set(rows[0]) == {"file", "cluster", "confidence", "distance"}
+    assert sum(summary["cluster_sizes"]) == 1438
+    internal = summary["internal"]
+    # the toy saves no embeddings: only the size entropy (the contract test checks the rest)
+    assert set(internal) == {"size_entropy"} and 0 < internal["size_entropy"] <= 1
+    from PIL import Image
+
+    with Image.open(out / "prototypes.png") as grid:
+        assert grid.width > grid.height / 2  # one row per cluster, 13 tiles a row
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(summary["mlflow"]["tracking_uri"]).get_run(summary["mlflow"]["run_id"])
+    assert run.data.metrics["internal_size_entropy"] == pytest.approx(internal["size_entropy"])

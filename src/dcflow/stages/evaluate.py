@@ -28,6 +28,7 @@ from dcflow.methods.registry import get_method
 from dcflow.progress import emit
 from dcflow.stages.common import finish, guard, load_run
 from dcflow.stages.heldout import log_model, score_heldout
+from dcflow.stages.labelfree import write_label_free
 from dcflow.stages.predict import run_record
 
 
@@ -101,8 +102,12 @@ def _optional(directory: str, name: str) -> np.ndarray | None:
 
 def score(
     data: Dataset, init_dir: str, final_dir: str, out: Path, title: str
-) -> tuple[dict[str, float], dict[str, float], list[Path]]:
-    """Metrics of the final and cluster-init assignments, predictions CSV, metrics JSON, plots."""
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], list[Path]]:
+    """Final metrics (with labels), internal scores, cluster-init metrics, and the files.
+
+    The files: predictions CSV, metrics JSON, the label-free outputs
+    (:mod:`dcflow.stages.labelfree`) and the plots.
+    """
     pred = art.load_npy(final_dir, art.LABELS)
     proba = _optional(final_dir, art.PROBA)
     metrics: dict[str, float] = {}
@@ -112,10 +117,17 @@ def score(
         init_metrics = cluster_metrics(data.y, art.load_npy(init_dir, art.LABELS))
         title += f": ACC {metrics['acc']:.3f} NMI {metrics['nmi']:.3f}"
     write_predictions(out / art.PREDICTIONS, data.index, data.y, pred, proba, data.files)
+    embeddings = _optional(final_dir, art.EMBEDDINGS)
+    internal, label_free = write_label_free(out, data, pred, proba, embeddings)
     summary = {"final": metrics, "cluster-init": init_metrics, "nmi_average": NMI_AVERAGE}
-    art.save_json(out, art.METRICS, summary)
-    files = _plots(out, data.y, pred, _optional(final_dir, art.EMBEDDINGS), title)
-    return metrics, init_metrics, [out / art.PREDICTIONS, out / art.METRICS, *files]
+    art.save_json(out, art.METRICS, {**summary, "internal": internal})
+    files = _plots(out, data.y, pred, embeddings, title)
+    return (
+        metrics,
+        internal,
+        init_metrics,
+        [out / art.PREDICTIONS, out / art.METRICS, *label_free, *files],
+    )
 
 
 def _stage_table(reports: list[dict[str, Any]], init_metrics: dict[str, float]) -> dict[str, Any]:
@@ -209,7 +221,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     art.save_json(out, art.CONFIG, json.loads(config_json))
     title = f"{cfg.method} on {cfg.dataset.name} (seed {cfg.seed})"
-    metrics, init_metrics, files = score(data, init_dir, final_dir, out, title)
+    metrics, internal, init_metrics, files = score(data, init_dir, final_dir, out, title)
     curves = collect_curves(reports, init_dir, final_dir, selection_dir, weights_uri)
     record = run_record(
         config_json, init_dir, final_dir, out_dir, weights_uri, weights_sha256, data.n_clusters
@@ -238,6 +250,7 @@ def evaluate(
         metrics={
             **metrics,
             **{f"init_{k}": v for k, v in init_metrics.items()},
+            **{f"internal_{k}": v for k, v in internal.items()},
             **{f"heldout_{k}": v for k, v in (heldout or {}).get("metrics", {}).items()},
         },
         stage_reports=[{**r, "curves": curves.get(r["stage"], {})} for r in [*reports, report]],
@@ -256,6 +269,10 @@ def evaluate(
         "n_samples": data.n,
         "seed": cfg.seed,
         "metrics": metrics,
+        "internal": internal,
+        "cluster_sizes": np.bincount(
+            art.load_npy(final_dir, art.LABELS), minlength=data.n_clusters
+        ).tolist(),
         **({"heldout": heldout} if heldout else {}),
         "stages": _stage_table([*reports, report], init_metrics),
         "mlflow": ids,
