@@ -60,7 +60,7 @@ def test_comparison_runs_locally(plugins: None, tmp_path: Path) -> None:
     )
     task = build_comparison(cells, "c3", gpus=0)(tracking_uri=f"sqlite:///{tmp_path}/m.db")
     lines = [ln for ln in task.output.splitlines() if ln.startswith("| digits")]
-    assert [ln.split("|")[2].strip() for ln in lines] == ["toy-init-only", "toy-init-refine"]
+    assert [ln.split("|")[3].strip() for ln in lines] == ["toy-init-only", "toy-init-refine"]
 
 
 def test_compile_cli_writes_the_comparison(tmp_path: Path) -> None:
