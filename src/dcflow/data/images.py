@@ -193,14 +193,19 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def decode_files(
-    files: list[Path], labels: list[str] | None, root: Path, settings: DecodeSettings
+    files: list[Path],
+    hashes: list[str | None],
+    labels: list[str] | None,
+    root: Path,
+    settings: DecodeSettings,
 ) -> ImageSource:
     """Decode ``files`` into one uint8 array (skipping unreadable files and duplicates).
+
+    ``hashes`` are the files' content hashes (:func:`_content_hashes`; None: unreadable).
 
     Raises:
         DataError: nothing readable, or mixed sizes without ``image_size``.
     """
-    hashes = _content_hashes(files)
     keep, missing, dupes = [], [], []
     seen: dict[str, int] = {}
     for i, (path, h) in enumerate(zip(files, hashes, strict=True)):
@@ -257,9 +262,11 @@ def _labels(labels: list[str] | None, rows: list[int]) -> tuple[np.ndarray | Non
     return np.array([lookup[v] for v in kept], dtype=np.int64), classes
 
 
-def _cache_key(files: list[Path], root: Path, settings: DecodeSettings) -> str:
+def _cache_key(
+    files: list[Path], hashes: list[str | None], root: Path, settings: DecodeSettings
+) -> str:
     blob = hashlib.sha256(json.dumps([CACHE_FORMAT, settings.__dict__]).encode())
-    for path, h in zip(files, _content_hashes(files), strict=True):
+    for path, h in zip(files, hashes, strict=True):
         blob.update(f"{_rel(path, root)}\0{h}\n".encode())
     return blob.hexdigest()[:32]
 
@@ -274,13 +281,14 @@ def load_image_source(name: str, settings: DecodeSettings) -> ImageSource:
     else:
         files, labels = _list_csv(path)
         root = path.parent
-    cached = cache_dir() / f"{_cache_key(files, root, settings)}.npz"
+    hashes = _content_hashes(files)  # read once: the cache key and the duplicate check
+    cached = cache_dir() / f"{_cache_key(files, hashes, root, settings)}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as a:
             y = a["y"] if "y" in a.files else None
             return ImageSource(a["x"], y, a["files"], tuple(a["classes"].tolist()))
     emit(f"  reading {len(files)} images from {path}")
-    src = decode_files(files, labels, root, settings)
+    src = decode_files(files, hashes, labels, root, settings)
     cached.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"x": src.x, "files": src.files, "classes": np.array(src.classes, dtype=str)}
     if src.y is not None:
