@@ -8,10 +8,11 @@ from dcflow_components.cluster_init import cluster_init
 from dcflow_components.confident_sample_selection import confident_sample_selection
 from dcflow_components.download_weights import download_weights
 from dcflow_components.evaluate import evaluate
-from dcflow_components.predict import predict
+from dcflow_components.predict import predict, predict_run
 from dcflow_components.pretrain import pretrain
 from dcflow_components.refine import refine
 from dcflow_components.report import report
+from dcflow_components.sweep import choose_k, plan_k, point_config, sweep_point
 from dcflow_components.verify_weights import verify_weights
 
 COMPONENTS = {
@@ -23,7 +24,12 @@ COMPONENTS = {
     "refine": refine,
     "evaluate": evaluate,
     "predict": predict,
+    "predict-run": predict_run,
     "report": report,
+    "plan-k": plan_k,
+    "point-config": point_config,
+    "sweep-point": sweep_point,
+    "choose-k": choose_k,
 }
 
 __all__ = ["COMPONENTS", *sorted(k.replace("-", "_") for k in COMPONENTS)]

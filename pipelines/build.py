@@ -30,17 +30,18 @@ from dcflow_pipelines.cluster import ClusterSettings, apply
 from kfp import dsl
 
 
-class _Stager:
+class Stager:
     """Applies the per-stage cluster settings (see :mod:`dcflow_pipelines.cluster`)."""
 
     def __init__(self, training: frozenset[str], settings: ClusterSettings) -> None:
         self.training, self.settings = training, settings
 
     def __call__(self, task: Any, stage: str) -> Any:
+        """Apply ``stage``'s settings to ``task``; return the task."""
         return apply(task, stage, stage in self.training, self.settings)
 
 
-def _weights(stage: _Stager, config: Any, weights_store: Any) -> tuple[Any, Any, Any]:
+def weights_tasks(stage: Stager, config: Any, weights_store: Any) -> tuple[Any, Any, Any]:
     """download-weights, then pretrain on a miss or verify-weights on a hit (``dsl.If``/``Else``).
 
     Returns:
@@ -108,7 +109,7 @@ def build(
     settings = settings or ClusterSettings()
     if gpus is not None:
         settings = replace(settings, gpus=gpus)
-    stage = _Stager(cls.training_stages, settings)
+    stage = Stager(cls.training_stages, settings)
 
     @dsl.pipeline(
         name=f"dcflow-{method}",
@@ -125,7 +126,7 @@ def build(
         sha: Any = ""
         reports: Any = "[]"
         if "pretrain" in stages:
-            uri, sha, reports = _weights(stage, config, weights_store)
+            uri, sha, reports = weights_tasks(stage, config, weights_store)
         init = stage(
             cluster_init(config=config, weights_uri=uri, weights_sha256=sha, reports=reports),
             "cluster-init",

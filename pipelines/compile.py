@@ -15,9 +15,12 @@ Usage::
         [--upload] [--submit] --host URL [--experiment NAME] [--run-name NAME]
         [--namespace NS] [--param K=V ...] [auth options]
     python pipelines/compile.py --compare M1,M2|all [--datasets ..] [--seeds ..] [same options]
+    python pipelines/compile.py --predict [--predict-gpu] [same options]
 
-``--upload`` uploads every compiled pipeline (as ``dcflow-<method>``, or a new version of it);
-``--submit`` starts a run of the one compiled pipeline.
+``--predict`` compiles ``dcflow-predict`` (``<out>/predict.yaml``), which assigns new images with
+a finished run (:mod:`dcflow_pipelines.predict_pipeline`); its task is a light stage unless
+``--predict-gpu``. ``--upload`` uploads every compiled pipeline (as ``dcflow-<method>``, or a new
+version of it); ``--submit`` starts a run of the one compiled pipeline.
 
 Stages run in one image, in two builds of one tag (``docker/build.sh``): ``--image`` (default
 ``$DCFLOW_IMAGE`` or the release tag) for every stage, and ``--cuda-image`` (default: the
@@ -69,6 +72,14 @@ def compile_comparison(args: argparse.Namespace, settings: Any) -> Path:
     pipeline = build_comparison(cells, cid, settings=settings)
     target = Path(args.out) / f"compare-{cid}.yaml"
     return write_pipeline(pipeline, target, args.image, args.cuda_image)
+
+
+def compile_predict(args: argparse.Namespace, settings: Any) -> Path:
+    """Compile ``dcflow-predict`` (``--predict``) to ``<out>/predict.yaml``."""
+    from dcflow_pipelines.predict_pipeline import build_predict
+
+    pipeline = build_predict(settings, training=args.predict_gpu)
+    return write_pipeline(pipeline, Path(args.out) / "predict.yaml", args.image, args.cuda_image)
 
 
 def write_pipeline(pipeline: Any, target: Path, image: str, cuda_image: str | None = None) -> Path:
@@ -193,6 +204,13 @@ def _parser(default_image: str) -> argparse.ArgumentParser:
     c.add_argument("--seeds", default="0", help="comparison seeds (default 0)")
     c.add_argument("--compare-id", default="", help="comparison id (default: from the grid)")
     c.add_argument("--compare-set", action="append", default=[], metavar="[METHOD:]K=V")
+    d = p.add_argument_group("prediction (assign new images with a finished run)")
+    d.add_argument("--predict", action="store_true", help="compile dcflow-predict (predict.yaml)")
+    d.add_argument(
+        "--predict-gpu",
+        action="store_true",
+        help="predict as a training stage: --gpus GPUs, --train-cpu/--train-memory, CUDA image",
+    )
     submit.add_arguments(p)
     return p
 
@@ -249,8 +267,13 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> An
 
     if args.gpus < 0 or args.retries < 0:
         parser.error("--gpus and --retries must be >= 0")
-    if args.submit and (not args.host or (args.method == "all" and not args.compare)):
-        parser.error("--submit needs --host URL and one --method (or --compare)")
+    if args.predict and args.compare:
+        parser.error("--predict and --compare compile one pipeline each: pass one of them")
+    if args.predict_gpu and not args.predict:
+        parser.error("--predict-gpu applies to --predict only")
+    one = args.method != "all" or args.compare or args.predict
+    if args.submit and (not args.host or not one):
+        parser.error("--submit needs --host URL and one --method (or --compare, or --predict)")
     if args.upload and not args.host:
         parser.error("--upload needs --host URL")
     try:
@@ -281,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             names = []
             paths.append(path := compile_comparison(args, settings))
             print(f"compiled comparison -> {path}")
+        if args.predict:
+            names = []
+            paths.append(path := compile_predict(args, settings))
+            print(f"compiled predict -> {path}")
         for name in names:
             path = compile_method(name, Path(args.out), args.image, None, settings, args.cuda_image)
             paths.append(path)

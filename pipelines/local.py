@@ -99,12 +99,71 @@ def run_local(
     """
     from dcflow_pipelines.build import build
     from dcflow_pipelines.cluster import ClusterSettings
-    from kfp import local
 
     # kfp.local honours retry policies: a cluster's retries (2, backoff 30 s then 60 s) would make
     # every failing local stage sleep 90 s before the error reaches the user. Locally: no retries.
-    settings = ClusterSettings.local()
-    pipeline = build(cfg.method, default_config=cfg.to_json(), settings=settings)
+    pipeline = build(cfg.method, default_config=cfg.to_json(), settings=ClusterSettings.local())
+    arguments = {
+        "config": cfg.to_json(),
+        "weights_store": weights_store,
+        "tracking_uri": tracking_uri,
+        "experiment": experiment,
+    }
+    output = execute(pipeline, arguments, pipeline_root, log_path, quiet, docker)
+    summary: dict[str, Any] = json.loads(output)
+    summary["artifacts"] = str(Path(summary.pop("evaluate_dir")).parent.parent)
+    summary["log"] = str(log_path)
+    return summary
+
+
+def run_sweep_local(
+    cfg: RunConfig,
+    ks: list[int],
+    criterion: str,
+    pipeline_root: Path,
+    weights_store: str,
+    tracking_uri: str,
+    experiment: str,
+    log_path: Path,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run ``cfg.method``'s sweep-k pipeline (:mod:`dcflow_pipelines.sweep`) with kfp.local.
+
+    Returns:
+        The choose-k summary (chosen K, reason, every criterion's pick, the table, the points).
+    """
+    from dcflow_pipelines.cluster import ClusterSettings
+    from dcflow_pipelines.sweep import build_sweep
+
+    pipeline = build_sweep(
+        cfg.method, default_config=cfg.to_json(), settings=ClusterSettings.local()
+    )
+    arguments = {
+        "ks": ks,
+        "config": cfg.to_json(),
+        "criterion": criterion,
+        "weights_store": weights_store,
+        "tracking_uri": tracking_uri,
+        "experiment": experiment,
+    }
+    summary: dict[str, Any] = json.loads(
+        execute(pipeline, arguments, pipeline_root, log_path, quiet, None)
+    )
+    summary["log"] = str(log_path)
+    return summary
+
+
+def execute(
+    pipeline: Any,
+    arguments: dict[str, Any],
+    pipeline_root: Path,
+    log_path: Path,
+    quiet: bool,
+    docker: DockerPlan | None,
+) -> str:
+    """Run a built pipeline with kfp.local; return its output; stage errors become one line."""
+    from kfp import local
+
     pipeline_root.mkdir(parents=True, exist_ok=True)
     runner: Any = local.SubprocessRunner(use_venv=False)
     if docker is not None:
@@ -125,12 +184,7 @@ def run_local(
                 pipeline_root=str(pipeline_root.resolve()),
                 raise_on_error=True,
             )
-            task = pipeline(
-                config=cfg.to_json(),
-                weights_store=weights_store,
-                tracking_uri=tracking_uri,
-                experiment=experiment,
-            )
+            task = pipeline(**arguments)
         except Exception as exc:  # noqa: BLE001 - turned into one line below
             sys.stdout = real_stdout
             if filt.stage_errors:
@@ -142,7 +196,4 @@ def run_local(
             raise StageError(f"pipeline failed: {first} (log: {log_path})") from None
         finally:
             sys.stdout = real_stdout
-    summary: dict[str, Any] = json.loads(task.output)
-    summary["artifacts"] = str(Path(summary.pop("evaluate_dir")).parent.parent)
-    summary["log"] = str(log_path)
-    return summary
+    return str(task.output)

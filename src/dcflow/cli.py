@@ -137,9 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_args(cfg)
     from dcflow.compare.cli import add_parsers
     from dcflow.predict_cli import add_parser as add_predict
+    from dcflow.sweep_cli import add_parser as add_sweep
 
     add_parsers(sub)
     add_predict(sub)
+    add_sweep(sub, _add_run_args)
     sync = sub.add_parser(
         "sync",
         help="log runs that MLflow could not take (server down mid-run) now",
@@ -154,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _build_config(args: argparse.Namespace) -> Any:
     from dcflow.config import build_run_config
-    from dcflow.data.images import absolute_source, is_image_source
+    from dcflow.data.images import absolute_source, is_image_source, pin_source
     from dcflow.data.registry import get_dataset_loader
     from dcflow.data.remote import fetch_npz, is_remote
     from dcflow.methods.registry import get_method
@@ -171,6 +173,8 @@ def _build_config(args: argparse.Namespace) -> Any:
         dataset["sha256"] = fetch_npz(dataset["name"], None)[1]  # every stage checks this
     elif is_image_source(args.dataset):
         dataset["name"] = absolute_source(args.dataset)
+        if pinned := pin_source(dataset["name"]):  # a bucket's listing: every stage checks it
+            dataset["sha256"] = pinned
     elif args.dataset.startswith("npz:"):
         path = Path(args.dataset[4:]).expanduser().resolve()
         if not path.is_file():
@@ -321,6 +325,53 @@ def default_image() -> str:
     return f"ghcr.io/dcflow/dcflow:{version('dcflow')}"
 
 
+def _prepare(args: argparse.Namespace, cfg: Any) -> tuple[str, str]:
+    """Check the services a run needs before any stage starts; return (weights store, URI)."""
+    from dcflow import tracking
+    from dcflow.stages.common import default_weights_store
+    from dcflow.storage import check_s3_writable
+
+    uri = tracking.resolve_tracking_uri()
+    tracking.check_reachable(uri)
+    store = args.weights_store or default_weights_store()
+    if "://" not in store:
+        store = str(Path(store).expanduser().resolve())
+    if store.startswith("s3://"):
+        check_s3_writable(store, "weights store")
+    return store, uri
+
+
+def _resolve_auto_k(
+    args: argparse.Namespace, cfg: Any, store: str, uri: str
+) -> tuple[Any, dict[str, Any]]:
+    """``dataset.n_clusters=auto``: sweep ``dataset.k_range`` first; the config with that K."""
+    from dcflow_pipelines.local import run_sweep_local
+
+    from dcflow.clustering.choose_k import DEFAULT_CRITERION, parse_k_range
+    from dcflow.sweep_cli import run_sweep
+
+    ks = parse_k_range(cfg.dataset.k_range)
+    root = Path(".dcflow/runs") if args.artifacts.startswith("s3://") else Path(args.artifacts)
+    with _stage_cache(args.resume):
+        sweep = run_sweep(
+            cfg,
+            ks,
+            DEFAULT_CRITERION,
+            root,
+            store,
+            uri,
+            args.experiment,
+            args.quiet,
+            run_sweep_local,
+        )
+    if not args.quiet:
+        print(f"dcflow: n_clusters=auto -> K={sweep['k']}: {sweep['reason']}", file=sys.stderr)
+    dataset = cfg.dataset.model_copy(update={"n_clusters": int(sweep["k"])})
+    tags = {**cfg.tags, "n_clusters": "auto", "auto_k_reason": sweep["reason"][:250]}
+    summary = {k: sweep[k] for k in ("k", "criterion", "reason", "picks", "table")}
+    return cfg.model_copy(update={"dataset": dataset, "tags": tags}), summary
+
+
 def _cmd_run(args: argparse.Namespace, started: float) -> int:
     import tempfile
 
@@ -328,7 +379,6 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
 
     from dcflow import tracking
     from dcflow.artifacts import atomic_path
-    from dcflow.stages.common import default_weights_store
     from dcflow.storage import check_s3_writable
 
     cfg = _build_config(args)
@@ -338,17 +388,14 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
 
         args.image = args.image or os.environ.get("DCFLOW_IMAGE") or default_image()
         check_image(args.image)
-    uri = tracking.resolve_tracking_uri()
-    tracking.check_reachable(uri)
-    store = args.weights_store or default_weights_store()
-    if "://" not in store:
-        store = str(Path(store).expanduser().resolve())
+    store, uri = _prepare(args, cfg)
     remote = args.artifacts.startswith("s3://")
     # every store a stage will write must take writes now, not after hours of training
     if remote:
         check_s3_writable(args.artifacts, "artifact store")
-    if store.startswith("s3://"):
-        check_s3_writable(store, "weights store")
+    sweep: dict[str, Any] | None = None
+    if cfg.dataset.n_clusters == "auto":
+        cfg, sweep = _resolve_auto_k(args, cfg, store, uri)
     root = (
         Path(tempfile.mkdtemp(prefix="dcflow-run-")) if remote else Path(args.artifacts).resolve()
     )
@@ -377,6 +424,8 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
         summary["artifacts"] = target
         summary["predictions"] = summary["predictions"].replace(local, target, 1)
         shutil.rmtree(root, ignore_errors=True)  # the bucket holds the run now
+    if sweep is not None:
+        summary["sweep"] = sweep
     summary["wall_seconds"] = round(time.time() - started, 3)
     wall = {"wall_seconds": summary["wall_seconds"]}
     if summary["mlflow"].get("pending"):
@@ -403,6 +452,7 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             "internal",
             "cluster_sizes",
             "heldout",
+            "sweep",
             "stages",
             "wall_seconds",
             "mlflow",
@@ -438,6 +488,15 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sync(args)
         if args.command == "run":
             return _cmd_run(args, started)
+        if args.command == "sweep-k":
+            from dcflow_pipelines.local import run_sweep_local
+
+            from dcflow.sweep_cli import cmd_sweep
+
+            with _stage_cache(False):
+                return cmd_sweep(
+                    args, _build_config, lambda cfg: _prepare(args, cfg), run_sweep_local
+                )
         if args.command == "predict":
             from dcflow.predict_cli import cmd_predict
 

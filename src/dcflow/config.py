@@ -15,13 +15,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dcflow.errors import ConfigError
+from dcflow.errors import ConfigError, DcflowError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader without YAML 1.1's base-60 integers (``2:15`` stays a string)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(
+        r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"""
+    ),
+    list("-+0123456789"),
+)
 
 
 class StrictModel(BaseModel):
@@ -38,7 +56,10 @@ class DatasetConfig(StrictModel):
             ``s3://bucket/key.npz``.
         data_dir: directory holding ``<name>.npz``; torchvision is the fallback when absent.
         split: ``all`` pools train and test (the clustering convention), else one split.
-        n_clusters: number of clusters; defaults to the number of distinct labels.
+        n_clusters: number of clusters; defaults to the number of distinct labels. ``auto``:
+            ``dcflow run`` first sweeps ``k_range`` (``dcflow sweep-k``) and runs with the K it
+            picks by internal criteria; the stages themselves always get an integer.
+        k_range: candidate Ks of ``n_clusters: auto`` (``A:B``, ``A:B:STEP`` or ``5,8,10``).
         limit: cluster a fixed random subset of this size (seed 0), e.g. for quick tests.
         sha256: checksum of an ``s3://`` dataset; every stage verifies its download against it
             (``dcflow run`` pins it when it starts).
@@ -56,7 +77,8 @@ class DatasetConfig(StrictModel):
     name: str = "digits"
     data_dir: str | None = None
     split: Literal["all", "train", "test"] = "all"
-    n_clusters: int | None = Field(default=None, ge=2)
+    n_clusters: int | Literal["auto"] | None = Field(default=None)
+    k_range: str = "2:15"
     limit: int | None = Field(default=None, ge=2)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     eval_split: Literal["train", "test"] | None = None
@@ -64,6 +86,18 @@ class DatasetConfig(StrictModel):
     channels: Literal[1, 3] | None = None
     resize: Literal["crop", "pad", "stretch"] = "crop"
     labels_from: Literal["none", "subfolders"] = "none"
+
+    @model_validator(mode="after")
+    def _k(self) -> DatasetConfig:
+        from dcflow.clustering.choose_k import parse_k_range
+
+        if isinstance(self.n_clusters, int) and self.n_clusters < 2:
+            raise ValueError("n_clusters must be at least 2 (or auto)")
+        try:
+            parse_k_range(self.k_range)
+        except DcflowError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _held_out_split(self) -> DatasetConfig:
@@ -134,7 +168,7 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise ConfigError(f"--set expects key=value, got {item!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return [p for p in key.strip().split(".")], value
@@ -165,7 +199,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.load(p.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}"

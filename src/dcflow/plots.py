@@ -1,4 +1,4 @@
-"""Figures saved with every run: confusion matrix and a 2-D embedding (PCA)."""
+"""Figures saved with every run (confusion matrix, 2-D embedding) and by sweep-k (score vs K)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,29 @@ def embedding_png(z: np.ndarray, colours: np.ndarray, path: str | Path, title: s
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def sweep_png(
+    table: dict[int, dict[str, float]], chosen: int, criterion: str, path: Path, title: str
+) -> Path:
+    """One panel per internal criterion: score against K, the chosen K marked (sweep-k)."""
+    plt = _pyplot()
+    names = ("silhouette", "calinski_harabasz", "davies_bouldin", "size_entropy")
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), dpi=100)
+    ks = sorted(table)
+    for ax, name in zip(axes, names, strict=True):
+        pts = [(k, table[k][name]) for k in ks if name in table[k]]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3)
+        ax.axvline(chosen, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_xlabel("K")
+        ax.set_title(name.replace("_", "-") + (" (chosen by)" if name == criterion else ""))
+    fig.suptitle(f"{title}: K={chosen}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -39,7 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracking-uri", default="", help="MLflow URI for an MLflow run ID")
 
 
-def _resolve(run: str, tmp: Path, tracking_uri: str) -> tuple[Path, dict[str, Any]]:
+def resolve_run(run: str, tmp: Path, tracking_uri: str) -> tuple[Path, dict[str, Any]]:
+    """A finished run's directory and ``run.json``: local, from an ``s3://`` prefix or MLflow."""
     from dcflow.stages.predict import find_run
 
     if run.startswith("s3://"):
@@ -55,39 +56,66 @@ def _resolve(run: str, tmp: Path, tracking_uri: str) -> tuple[Path, dict[str, An
     return find_run(run)
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Run ``dcflow predict``; print one summary line (and the metrics with labels)."""
+IMAGE_OPTIONS = ("image_size", "channels", "resize")
+
+
+def predict_to_csv(
+    run: str, dataset: dict[str, Any], out: Path, tracking_uri: str = ""
+) -> dict[str, Any]:
+    """Assign ``dataset`` (``DatasetConfig`` fields) with ``run``; write the predictions CSV.
+
+    New ``folder:``/``csv:`` images are decoded as the run's were (its ``image_size``,
+    ``channels`` and ``resize``) unless ``dataset`` says otherwise: the model takes one shape.
+    Used by ``dcflow predict`` and by the KFP predict pipeline.
+
+    Returns:
+        ``run``, ``dataset``, ``n_samples``, ``cluster_sizes`` (K entries) and ``metrics``
+        (ACC/NMI/ARI/ECE when the data has labels, else empty).
+    """
     from dcflow.clustering.metrics import cluster_metrics
-    from dcflow.config import DatasetConfig
+    from dcflow.config import DatasetConfig, validate_model
     from dcflow.data import load_dataset
     from dcflow.stages.evaluate import write_predictions
     from dcflow.stages.predict import predict_arrays, run_clusters
 
-    dataset: dict[str, Any] = {"name": args.dataset, "split": args.split}
-    if args.data_dir:
-        dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
-    if args.dataset.startswith(("folder:", "csv:")):
-        from dcflow.data.images import absolute_source
-
-        dataset["name"] = absolute_source(args.dataset)
-    if args.dataset.startswith("npz:"):
-        dataset["name"] = f"npz:{Path(args.dataset[4:]).expanduser().resolve()}"
+    validate_model(DatasetConfig, dataset, "dataset")  # one line before any download
     with tempfile.TemporaryDirectory(prefix="dcflow-predict-") as tmp:
-        root, record = _resolve(args.run, Path(tmp), args.tracking_uri)
+        root, record = resolve_run(run, Path(tmp), tracking_uri)
+        fitted = record["config"]["dataset"]
+        if str(dataset["name"]).startswith(("folder:", "csv:")):
+            inherited = {k: fitted.get(k) for k in IMAGE_OPTIONS if fitted.get(k) is not None}
+            dataset = {**inherited, **dataset}
         result = predict_arrays(root, record, dataset, Path(tmp) / "out")
         k = run_clusters(root, record)
     data = load_dataset(DatasetConfig.model_validate({**dataset, "n_clusters": k}))
     labels = np.asarray(result.labels)
     proba = np.asarray(result.proba) if result.proba is not None else None
-    write_predictions(Path(args.out), data.index, data.y, labels, proba, data.files)
+    write_predictions(out, data.index, data.y, labels, proba, data.files)
     metrics = cluster_metrics(data.y, labels, result.proba) if data.y is not None else {}
-    sizes = np.bincount(labels).tolist()
-    print(f"predicted {labels.size} images into {len(sizes)} clusters {sizes} -> {args.out}")
+    sizes = np.bincount(labels, minlength=k).tolist()
+    return {"run": run, "dataset": dataset, "n_samples": int(labels.size),
+            "cluster_sizes": sizes, "metrics": metrics}  # fmt: skip
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run ``dcflow predict``; print one summary line (and the metrics with labels)."""
+    dataset: dict[str, Any] = {"name": args.dataset, "split": args.split}
+    if args.data_dir:
+        dataset["data_dir"] = str(Path(args.data_dir).expanduser().resolve())
+    from dcflow.data.images import absolute_source, is_image_source
+
+    if is_image_source(args.dataset):
+        dataset["name"] = absolute_source(args.dataset)
+    if args.dataset.startswith("npz:"):
+        dataset["name"] = f"npz:{Path(args.dataset[4:]).expanduser().resolve()}"
+    summary = predict_to_csv(args.run, dataset, Path(args.out), args.tracking_uri)
+    sizes, metrics = summary["cluster_sizes"], summary["metrics"]
+    print(
+        f"predicted {summary['n_samples']} images into {len(sizes)} clusters {sizes} -> {args.out}"
+    )
     if metrics:
         print("  ".join(f"{k.upper()} {v:.4f}" for k, v in metrics.items()))
     if args.json:
-        summary = {"run": args.run, "dataset": dataset, "n_samples": int(labels.size),
-                   "cluster_sizes": sizes, "metrics": metrics, "predictions": args.out}  # fmt: skip
         with atomic_path(Path(args.json)) as t:
-            t.write_text(json.dumps(summary, indent=2) + "\n")
+            t.write_text(json.dumps({**summary, "predictions": args.out}, indent=2) + "\n")
     return 0

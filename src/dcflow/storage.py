@@ -13,13 +13,15 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from dcflow.errors import ServiceError, WeightsError
+from dcflow.errors import DataError, ServiceError, WeightsError
 
 WEIGHTS_FILE = "weights.pt"
 SHA_SUFFIX = ".sha256"
@@ -321,3 +323,85 @@ def download_prefix(uri: str, dest: str | Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _s3_call(f"download of s3://{bucket}/{key}", client.download_file, bucket, key, str(target))
     return root
+
+
+@dataclass(frozen=True)
+class S3Object:
+    """One listed object: its key, its ETag (quotes stripped) and its size in bytes."""
+
+    key: str
+    etag: str
+    size: int
+
+
+CHANGED_CODES = {"PreconditionFailed", "412", "NoSuchKey", "404"}
+
+
+def list_objects(uri: str) -> list[S3Object]:
+    """Every object under ``s3://bucket/prefix`` (paginated ``list_objects_v2``), sorted by key.
+
+    Raises:
+        ServiceError: one line: no bucket in the URI, or the bucket cannot be listed (missing,
+            unreachable, access denied).
+    """
+    bucket, prefix = split_s3(uri)
+    if not bucket:
+        raise ServiceError(f"{uri}: no bucket in the URI (want s3://bucket/prefix)")
+    pages = _s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    objects = [
+        S3Object(o["Key"], str(o.get("ETag", "")).strip('"'), int(o.get("Size", 0)))
+        for page in _s3_call(f"listing of {uri}", list, pages)
+        for o in page.get("Contents", [])
+    ]
+    return sorted(objects, key=lambda o: o.key)
+
+
+def _get_to_file(client: Any, bucket: str, obj: S3Object, path: Path) -> None:
+    extra = {"IfMatch": obj.etag} if obj.etag else {}
+    body = client.get_object(Bucket=bucket, Key=obj.key, **extra)["Body"]
+    with open(path, "wb") as fh:
+        shutil.copyfileobj(body, fh)
+
+
+def _download_listed(client: Any, bucket: str, obj: S3Object, dest: Path) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    uri = f"s3://{bucket}/{obj.key}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        _get_to_file(client, bucket, obj, tmp)
+        os.replace(tmp, dest)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        if code in CHANGED_CODES:
+            raise DataError(f"{uri} changed or vanished since it was listed ({code})") from None
+        raise ServiceError(f"S3 download of {uri} failed: {code}") from None
+    except BotoCoreError as exc:
+        raise ServiceError(f"S3 download of {uri} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download_listed(bucket: str, items: list[tuple[S3Object, Path]], workers: int = 8) -> None:
+    """Download listed objects to local paths, each only while it is still the listed version.
+
+    Every object is fetched with ``If-Match: <listed ETag>`` into a temporary name beside its
+    destination and then renamed, so a reader never sees half a file and a file never holds bytes
+    other than the listed ones.
+
+    Args:
+        bucket: the bucket of every object.
+        items: ``(object, destination)`` pairs.
+        workers: parallel downloads (one shared client).
+
+    Raises:
+        DataError: an object was rewritten or deleted since it was listed.
+        ServiceError: any other S3 failure.
+    """
+    if not items:
+        return
+    client = _s3_client()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(lambda item: _download_listed(client, bucket, *item), items):
+            pass

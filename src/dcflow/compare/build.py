@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from dcflow import tracking
-from dcflow.compare import figures
+from dcflow.compare import figures, ranking
 from dcflow.compare.report import Record, aggregate, records_from_runs, write_csv, write_markdown
 from dcflow.errors import DataError
 from dcflow.progress import emit
@@ -67,7 +67,10 @@ def _per_dataset_plots(uri: str, records: list[Record], out: Path, tmp: Path) ->
 def build_report(
     tracking_uri: str, experiment: str, comparison: str, out: Path, log_to_mlflow: bool = True
 ) -> list[Path]:
-    """Write results.csv, results.md and the plots into ``out``; log them as a comparison run.
+    """Write results.csv, results.md, ranking.csv and the plots into ``out``; log them to MLflow.
+
+    Runs without labels appear with ``–`` for the label metrics, in the label-free ranking and
+    in the embedding plots; ``acc.png`` shows the labelled rows (none: not written).
 
     Raises:
         DataError: MLflow holds no finished run for this experiment / comparison.
@@ -81,8 +84,12 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     rows = aggregate(records)
     header = f"# dcflow comparison {comparison or '(all runs)'}, experiment {experiment}"
-    files = [write_csv(rows, out / "results.csv"), write_markdown(rows, out / "results.md", header)]
-    files.append(figures.acc_bars(rows, out / "acc.png"))
+    files = [write_csv(rows, out / "results.csv")]
+    files.append(write_markdown(rows, out / "results.md", header, records))
+    files.append(ranking.write_csv(records, out / "ranking.csv"))
+    labelled = [row for row in rows if "acc_mean" in row]
+    if labelled:
+        files.append(figures.acc_bars(labelled, out / "acc.png"))
     with tempfile.TemporaryDirectory(prefix="dcflow-report-") as tmp:
         files += _per_dataset_plots(uri, records, out, Path(tmp))
     if log_to_mlflow and comparison:

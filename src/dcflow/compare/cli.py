@@ -19,8 +19,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="run methods x datasets x seeds and write a side-by-side report",
         description="Run every METHOD x DATASET x SEED through the local pipelines (one "
         "dcflow run per cell, tagged with the comparison id in MLflow), then write results.csv, "
-        "results.md and plots into --out from MLflow. Re-running the same command resumes: "
-        "finished cells are reused, only missing or failed ones run.",
+        "results.md (with the label-free ranking), ranking.csv and plots into --out from MLflow. "
+        "Re-running the same command resumes: finished cells are reused, only missing or failed "
+        "ones run.",
     )
     cmp.add_argument("--methods", required=True, help="comma-separated method names, or all")
     cmp.add_argument("--datasets", default="digits", help="comma-separated (default digits)")
@@ -57,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--id", default="", help="comparison id (default: derived from the grid)")
     rep = sub.add_parser(
         "report",
-        help="rebuild results.md, results.csv and the plots from MLflow (no re-running)",
+        help="rebuild results.md, results.csv, ranking.csv and the plots from MLflow (no re-run)",
         description="Rebuild a comparison's report from the MLflow tracking server alone.",
     )
     rep.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")

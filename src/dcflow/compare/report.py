@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from dcflow.artifacts import atomic_path
+from dcflow.compare import ranking
 from dcflow.compare.tuning import tuned_on
 
 HELDOUT = ("heldout_acc", "heldout_nmi", "heldout_ari", "heldout_ece")
@@ -48,12 +50,21 @@ class Record:
         return (self.dataset, self.split, self.eval_split, self.method, self.options)
 
 
+def _scored(metrics: dict[str, float]) -> bool:
+    """Evaluate logged this run: ``acc`` with labels, the internal scores with or without."""
+    return "acc" in metrics or any(k.startswith("internal_") for k in metrics)
+
+
 def records_from_runs(runs: list[dict[str, Any]]) -> list[Record]:
-    """MLflow parent runs -> records, keeping the latest run of each cell and seed."""
+    """MLflow parent runs -> records, keeping the latest run of each cell and seed.
+
+    Runs without labels (no ``acc``) are kept when evaluate logged their internal scores: they
+    have a row with ``–`` for the label metrics and a place in the label-free ranking.
+    """
     latest: dict[tuple[tuple[str, ...], int], Record] = {}
     for r in sorted(runs, key=lambda r: r["start_time"] or 0):
         t = r["tags"]
-        if "method" not in t or "dataset" not in t or "acc" not in r["metrics"]:
+        if "method" not in t or "dataset" not in t or not _scored(r["metrics"]):
             continue
         rec = Record(
             t["method"], t["dataset"], int(t.get("seed", 0)), r["metrics"], r["run_id"],
@@ -141,8 +152,14 @@ def _paper(fig: dict[str, Any] | None) -> tuple[str, str]:
     return f"{vals} ({where})", str(fig.get("source", ""))
 
 
-def write_markdown(rows: list[dict[str, Any]], path: Path, header: str) -> Path:
-    """results.md: ours (mean ± std over seeds), held-out beside fit, the paper's figure."""
+def write_markdown(
+    rows: list[dict[str, Any]], path: Path, header: str, records: Sequence[Record] = ()
+) -> Path:
+    """results.md: ours (mean ± std over seeds), held-out beside fit, the paper's figure.
+
+    With ``records``, the label-free ranking and its agreement with ACC follow
+    (:mod:`dcflow.compare.ranking`).
+    """
     lines = [header, ""]
     lines.append(
         "| dataset | fit split | method | options | seeds | ACC | NMI | ARI | ECE "
@@ -176,6 +193,8 @@ def write_markdown(rows: list[dict[str, Any]], path: Path, header: str) -> Path:
         "(a softmax over distances to centres, not a trained output). ʳ a figure recalled from "
         "the paper that its spec could not verify.",
     ]
+    if records:
+        lines += ["", *ranking.markdown(records)]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return path

@@ -10,7 +10,7 @@ from dcflow.data.images import DecodeSettings, is_image_source, load_image_sourc
 from dcflow.data.npz import read_npz
 from dcflow.data.registry import get_dataset_loader
 from dcflow.data.remote import fetch_npz, is_remote
-from dcflow.errors import DataError
+from dcflow.errors import ConfigError, DataError
 
 __all__ = ["Dataset", "load_dataset"]
 
@@ -48,7 +48,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     if is_image_source(cfg.name):
         source = cfg.name
         settings = DecodeSettings(cfg.image_size, cfg.channels, cfg.resize, cfg.labels_from)
-        src = load_image_source(cfg.name, settings)
+        src = load_image_source(cfg.name, settings, cfg.sha256)
         x_raw, y_raw, n_train, files = src.x, src.y, None, src.files
     elif is_remote(cfg.name):
         source = cfg.name.removeprefix("npz:")
@@ -70,6 +70,11 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         pick = np.sort(np.random.default_rng(0).choice(x.shape[0], cfg.limit, replace=False))
         x, index = x[pick], index[pick]
         y = y[pick] if y is not None else None
+    if cfg.n_clusters == "auto":  # dcflow run resolves it (a sweep) before any stage starts
+        raise ConfigError(
+            "dataset.n_clusters=auto reached a stage: run it through `dcflow run` (which sweeps "
+            "K first) or give an integer (see `dcflow sweep-k`)"
+        )
     k = resolve_clusters(y, x.shape[0], cfg.n_clusters, source)
     files = files[index] if files is not None else None
     return Dataset(cfg.name, np.ascontiguousarray(x), y, index, k, files)

@@ -79,6 +79,9 @@ class Method:
             weights cache is keyed by it, so either method reuses the other's pretraining.
         smoke: ``--set`` overrides that make every stage run in seconds on the ``fake`` dataset;
             the method contract test (``tests/methods/test_contract.py``) runs them.
+        pretrain_uses_k: whether the pretrained weights depend on the number of clusters (CC
+            trains its cluster head in pretrain). Then K is part of the weights-cache key, and
+            ``dcflow sweep-k`` pretrains once per K instead of once for all.
     """
 
     name: ClassVar[str] = ""
@@ -89,6 +92,7 @@ class Method:
     pretrain_sections: ClassVar[tuple[str, ...]] = ("pretrain",)
     weights_owner: ClassVar[str] = ""
     smoke: ClassVar[tuple[str, ...]] = ()
+    pretrain_uses_k: ClassVar[bool] = False
 
     def __init__(self, run: RunConfig) -> None:
         self.run = run
@@ -118,6 +122,11 @@ class Method:
         """The part of the config that determines the pretrained weights (cache key input)."""
         dumped = self.cfg.model_dump(mode="json")
         return {k: dumped[k] for k in self.pretrain_sections if k in dumped}
+
+    def weights_key_config(self, n_clusters: int) -> dict[str, Any]:
+        """What keys the cached weights: :meth:`pretrain_config`, plus K when the weights use it."""
+        config = self.pretrain_config()
+        return {**config, "n_clusters": n_clusters} if self.pretrain_uses_k else config
 
     def pretrain(self, ctx: StageContext) -> PretrainOut:
         """Train the backbone; return its state dict."""

@@ -116,6 +116,7 @@ class CC(Method):
     stages: ClassVar[tuple[str, ...]] = ("download-weights", "pretrain", "cluster-init", "evaluate")
     training_stages = frozenset({"pretrain"})
     pretrain_sections = ("model", "augment", "pretrain")
+    pretrain_uses_k = True  # the cluster head (K outputs) is trained in pretrain
     cfg: CCConfig
 
     def _input_shape(self, ctx: StageContext) -> tuple[int, int, int]:

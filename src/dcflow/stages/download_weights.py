@@ -28,7 +28,9 @@ def download_weights(
     emit("start download-weights")
     cfg, data = load_run(config_json)
     method = get_method(cfg.method)(cfg)
-    key = weights_key(method.weights_name(), data, method.pretrain_config(), cfg.seed)
+    key = weights_key(
+        method.weights_name(), data, method.weights_key_config(data.n_clusters), cfg.seed
+    )
     hit = WeightsStore(weights_store or default_weights_store()).lookup(method.weights_name(), key)
     emit(
         f"  weights cache hit: {hit.uri}"

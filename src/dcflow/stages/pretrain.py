@@ -31,7 +31,10 @@ def pretrain(
         result.save(stage.out)
         method = stage.method
         key = weights_key(
-            method.weights_name(), stage.data, method.pretrain_config(), stage.cfg.seed
+            method.weights_name(),
+            stage.data,
+            method.weights_key_config(stage.data.n_clusters),
+            stage.cfg.seed,
         )
         curves = stage.ctx.curves.to_dict()
         stored = WeightsStore(weights_store or default_weights_store()).publish(

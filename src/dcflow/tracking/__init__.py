@@ -295,6 +295,54 @@ def log_comparison_run(
     return str(rid)
 
 
+def log_sweep_run(
+    tracking_uri: str, experiment: str, cfg: Any, choice: dict[str, Any], files: list[Path]
+) -> str:
+    """One ``sweep`` run: each internal score logged against K (as the step), the chosen K.
+
+    Args:
+        tracking_uri: MLflow.
+        experiment: its experiment.
+        cfg: the run config (method, dataset, seed become tags; the config becomes params).
+        choice: :meth:`dcflow.clustering.choose_k.KChoice.to_dict`.
+        files: ``sweep.json`` and the plot.
+
+    Returns:
+        The run id.
+    """
+    from mlflow.entities import Metric
+
+    client, uri = _client(tracking_uri)
+    try:
+        exp_id = _experiment_id(client, experiment or "dcflow", uri)
+        tags = {
+            "dcflow.kind": "sweep",
+            "method": cfg.method,
+            "dataset": cfg.dataset.name,
+            "seed": str(cfg.seed),
+            "criterion": choice["criterion"],
+            "chosen_k": str(choice["k"]),
+            "mlflow.note.content": choice["reason"],
+        }
+        run = client.create_run(exp_id, run_name=f"sweep-k-{cfg.method}", tags=tags)
+        rid = run.info.run_id
+        ts = int(time.time() * 1000)
+        batch = [
+            Metric(name, float(value), ts, int(k))
+            for k, scores in choice["table"].items()
+            for name, value in scores.items()
+        ]
+        batch.append(Metric("chosen_k", float(choice["k"]), ts, 0))
+        for i in range(0, len(batch), 900):
+            client.log_batch(rid, metrics=batch[i : i + 900])
+        for f in files:
+            client.log_artifact(rid, str(f))
+        client.set_terminated(rid)
+    except Exception as exc:  # noqa: BLE001 - one line for the user
+        raise ServiceError(f"MLflow logging to {uri} failed: {str(exc)[:200]}") from None
+    return str(rid)
+
+
 PENDING_ENV = "DCFLOW_MLFLOW_PENDING"
 
 
