@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from dcflow.clustering.calibration import agreement_temperature, ensemble_proba
 from dcflow.config import StrictModel
 from dcflow.errors import StageError
 from dcflow.handoff import (
@@ -74,7 +75,7 @@ class RUC(SCAN):
     smoke: ClassVar[tuple[str, ...]] = tuple(
         "simclr.epochs=2 simclr.batch_size=64 scan.epochs=2 scan.batch_size=64 "
         "scan.heads=2 selflabel.epochs=1 ruc.epochs=1 ruc.batch_size=64 "
-        "selection.tau1=0.5".split()
+        "selection.tau1=0.5 ruc.calibrate=agreement".split()
     )
     paper = "Park et al., Improving unsupervised image clustering with robust learning, CVPR 2021"
     Config = RUCConfig
@@ -210,18 +211,27 @@ class RUC(SCAN):
             for i, part in enumerate(parts, 1)
         )
         x = self._pool(ctx)
-        proba, labels = self._ensemble((net1, net2), x)
+        readout = final.readout if final is not None and final.readout is not None else {}
+        temperature = float(readout.get("temperature", 1.0))
+        proba, labels = self._ensemble((net1, net2), x, temperature)
         feats = predict(net1, x)[1]
         return PredictOut(labels, cluster_stats(proba), proba=proba, embeddings=feats)
 
     @staticmethod
     def _ensemble(
-        nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor
+        nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eval-mode ensemble: probabilities ``(p1 + p2) / 2`` and labels ``argmax(z1 + z2)``."""
+        """Eval-mode ensemble: probabilities ``(p1 + p2) / 2`` and labels ``argmax(z1 + z2)``.
+
+        ``p_i = softmax(z_i / T)``; ``T`` (1 unless ``ruc.calibrate``) never changes a label.
+        """
         z1, z2 = predict(nets[0], x)[0][0], predict(nets[1], x)[0][0]
-        proba = (F.softmax(z1, dim=1) + F.softmax(z2, dim=1)) / 2
-        return proba, (z1 + z2).argmax(1)
+        return ensemble_proba(z1, z2, temperature), (z1 + z2).argmax(1)
+
+    @staticmethod
+    def _temperature(nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor) -> float:
+        """Label-free temperature (:func:`~dcflow.clustering.calibration.agreement_temperature`)."""
+        return agreement_temperature(predict(nets[0], x)[0][0], predict(nets[1], x)[0][0])
 
     def _result(
         self,
@@ -230,8 +240,14 @@ class RUC(SCAN):
         state: CoState,
         history: list[dict[str, Any]],
     ) -> RefineOut:
-        """Ensemble assignment, net 1's features, the final clean set and both networks."""
-        proba, labels = self._ensemble(nets, x)
+        """Ensemble assignment, net 1's features, the final clean set and both networks.
+
+        With ``ruc.calibrate = agreement`` the probabilities are temperature-scaled without labels
+        and ``T`` is saved in the read-out, so predict applies the same ``T``.
+        """
+        calibrated = self.cfg.ruc.calibrate == "agreement"
+        temperature = self._temperature(nets, x) if calibrated else 1.0
+        proba, labels = self._ensemble(nets, x, temperature)
         feats = predict(nets[0], x)[1]
         clean = state.clean.cpu().numpy()
         selected = Selection(
@@ -251,10 +267,12 @@ class RUC(SCAN):
             **cluster_stats(proba),
             "clean_fraction": float(state.clean.float().mean()),
             "refurbished": float(state.refurbished),
+            "temperature": temperature,
         }
+        readout = {"temperature": np.float32(temperature)} if calibrated else None
         return RefineOut(
             labels, metrics, proba=proba, embeddings=feats, selected=selected,
-            history=history, model=model,
+            history=history, model=model, readout=readout,
         )  # fmt: skip
 
 

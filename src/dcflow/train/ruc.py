@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,11 @@ class RUCRefineConfig(StrictModel):
     tau2_step: float = Field(default=0.0, ge=0.0)
     tau2_every: int = Field(default=40, ge=1)
     fresh_head: bool = True
+    calibrate: Literal["none", "agreement"] = Field(
+        default="none",
+        description="agreement: label-free temperature scaling of the final probabilities "
+        "(dcflow; changes ECE only, never an assignment)",
+    )
     weak_view: ViewConfig = Field(default_factory=ruc_weak_view)
     strong_view: ViewConfig = Field(default_factory=ruc_strong_view)
 
