@@ -372,15 +372,31 @@ def _resolve_auto_k(
     return cfg.model_copy(update={"dataset": dataset, "tags": tags}), summary
 
 
-def _cmd_run(args: argparse.Namespace, started: float) -> int:
+def execute_run(args: argparse.Namespace, started: float | None = None) -> dict[str, Any]:
+    """Run a method's pipeline as ``dcflow run`` does; return the run summary (nothing printed).
+
+    The code path of ``dcflow run`` and of :func:`dcflow.cluster`: config, service checks, the
+    ``n_clusters=auto`` sweep, :func:`dcflow_pipelines.local.run_local`, the artifact upload.
+
+    Args:
+        args: the ``run`` sub-command's namespace (``_parser().parse_args(["run", ...])``).
+        started: wall-clock start of the command (default: now).
+
+    Returns:
+        The summary, in the order of ``--json``: method, dataset, metrics, internal scores,
+        stages, ``mlflow`` ids, ``artifacts`` (the run directory or its s3:// copy), ...
+
+    Raises:
+        DcflowError: any error a user can cause (bad config, data, weights, service, stage).
+    """
     import tempfile
 
     from dcflow_pipelines.local import run_local
 
     from dcflow import tracking
-    from dcflow.artifacts import atomic_path
     from dcflow.storage import check_s3_writable
 
+    started = started or time.time()
     cfg = _build_config(args)
     cfg = cfg.model_copy(update={"tags": {**cfg.tags, **_parse_tags(args.tags)}})
     if args.runner == "docker":  # before anything is written: dockerd answers, the image exists
@@ -441,7 +457,7 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
             tracking.log_metrics(uri, summary["mlflow"]["run_id"], wall)
         except DcflowError as exc:  # the run itself is logged; only its wall time is missing
             print(f"dcflow: warning: wall_seconds not logged: {exc}", file=sys.stderr)
-    ordered = {
+    return {
         k: summary[k]
         for k in (
             "method",
@@ -462,11 +478,19 @@ def _cmd_run(args: argparse.Namespace, started: float) -> int:
         )
         if k in summary
     }
+
+
+def _cmd_run(args: argparse.Namespace, started: float) -> int:
+    from dcflow import tracking
+    from dcflow.artifacts import atomic_path
+
+    summary = execute_run(args, started)
     if args.json:
         with atomic_path(Path(args.json)) as tmp:
-            tmp.write_text(json.dumps(ordered, indent=2) + "\n")
-    _print_table(ordered)
-    print(f"artifacts: {ordered['artifacts']}\nMLflow: {tracking.ui_hint(uri)}")
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    _print_table(summary)
+    uri = summary["mlflow"].get("tracking_uri") or tracking.resolve_tracking_uri()
+    print(f"artifacts: {summary['artifacts']}\nMLflow: {tracking.ui_hint(uri)}")
     return 0
 
 
