@@ -86,6 +86,20 @@ def check_layout(stages: tuple[str, ...]) -> None:
         raise ValueError(f"no pipeline layout for stages {stages}")
 
 
+def method_and_stager(
+    method: str, gpus: int | None, settings: ClusterSettings | None
+) -> tuple[Any, ClusterSettings, Stager]:
+    """The method's class (its layout checked), the effective settings and their stager."""
+    from dcflow.methods.registry import get_method
+
+    cls = get_method(method)
+    check_layout(cls.stages)
+    settings = settings or ClusterSettings()
+    if gpus is not None:
+        settings = replace(settings, gpus=gpus)
+    return cls, settings, Stager(cls.training_stages, settings)
+
+
 def build(
     method: str,
     gpus: int | None = None,
@@ -101,15 +115,8 @@ def build(
         default_config: run config JSON used when the pipeline is started without one.
         settings: per-stage cluster settings (default :class:`ClusterSettings`).
     """
-    from dcflow.methods.registry import get_method
-
-    cls = get_method(method)
-    check_layout(cls.stages)
+    cls, settings, stage = method_and_stager(method, gpus, settings)
     stages = set(cls.stages)
-    settings = settings or ClusterSettings()
-    if gpus is not None:
-        settings = replace(settings, gpus=gpus)
-    stage = Stager(cls.training_stages, settings)
 
     @dsl.pipeline(
         name=f"dcflow-{method}",

@@ -10,11 +10,10 @@ under its own key. Cluster settings as in
 :mod:`dcflow_pipelines.build`; the sweep points run with the cluster-init stage's settings.
 """
 
-from dataclasses import replace
 from typing import Any, List  # noqa: UP035  (KFP parses typing.List only)
 
 from dcflow_components import choose_k, plan_k, point_config, sweep_point
-from dcflow_pipelines.build import Stager, check_layout, weights_tasks
+from dcflow_pipelines.build import method_and_stager, weights_tasks
 from dcflow_pipelines.cluster import ClusterSettings
 from kfp import dsl
 
@@ -26,14 +25,7 @@ def build_sweep(
     settings: ClusterSettings | None = None,
 ) -> Any:
     """Return the ``@dsl.pipeline`` sweeping K for ``method`` (arguments as in ``build``)."""
-    from dcflow.methods.registry import get_method
-
-    cls = get_method(method)
-    check_layout(cls.stages)
-    settings = settings or ClusterSettings()
-    if gpus is not None:
-        settings = replace(settings, gpus=gpus)
-    stage = Stager(cls.training_stages, settings)
+    cls, settings, stage = method_and_stager(method, gpus, settings)
     shared = "pretrain" in cls.stages and not cls.pretrain_uses_k
     per_k = "pretrain" in cls.stages and cls.pretrain_uses_k
 
