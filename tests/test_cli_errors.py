@@ -44,6 +44,25 @@ def refusing() -> Iterator[str]:
     server.shutdown()
 
 
+NO_PATHS = "name\nx.png\n"  # a file list whose header lacks the path column
+
+
+def _images(tmp: Path, sizes: list[int | str]) -> Path:
+    """A folder of grey PNGs of these sizes (``"junk"``: a corrupt file named .png)."""
+    from PIL import Image
+
+    root = tmp / "imgs"
+    root.mkdir()
+    for i, size in enumerate(sizes):
+        if size == "junk":
+            (root / f"{i}.png").write_bytes(b"not a png")
+        else:
+            Image.fromarray(np.full((int(size), int(size)), 9 * i, np.uint8)).save(
+                root / f"{i}.png"
+            )
+    return root
+
+
 def _npz(tmp: Path, **arrays: np.ndarray) -> str:
     path = tmp / "data.npz"
     np.savez(path, **arrays)
@@ -79,6 +98,32 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: ["compare", "--methods", "aspc-da", "--seeds", "a", "--out", "o"],
         2,
         "--seeds",
+    ),
+    # your own images (folder: / csv:): exit 3, one line, nothing cached or written
+    "missing folder": (
+        lambda t: ["run", "aspc-da", "--dataset", f"folder:{t / 'none'}", *TINY],
+        3,
+        "image folder not found",
+    ),
+    "empty folder": (
+        lambda t: ["run", "aspc-da", "--dataset", f"folder:{_images(t, [])}", *TINY],
+        3,
+        "holds no images",
+    ),
+    "only corrupt images": (
+        lambda t: ["run", "aspc-da", "--dataset", f"folder:{_images(t, ['junk'])}", *TINY],
+        3,
+        "none of the 1 files",
+    ),
+    "mixed image sizes": (
+        lambda t: ["run", "aspc-da", "--dataset", f"folder:{_images(t, [8, 12])}", *TINY],
+        3,
+        "dataset.image_size",
+    ),
+    "file list without paths": (
+        lambda t: ["run", "aspc-da", "--dataset", "csv:" + str(_write(t / "l.csv", NO_PATHS))],
+        3,
+        "needs a 'path' column",
     ),
     # data
     "missing npz": (
@@ -185,6 +230,7 @@ def _check(capfd: pytest.CaptureFixture[str], args: list[str], code: int, needle
     assert "Traceback" not in err
     assert not (tmp / "s.json").exists()
     assert not list((tmp / ".dcflow" / "weights").rglob("*.sha256"))
+    assert not list((tmp / ".dcflow" / "cache").rglob("*.npz"))  # no decoded images cached
 
 
 @pytest.mark.parametrize("name", list(CASES))
