@@ -52,7 +52,13 @@ class _Filter(io.TextIOBase):
             self.terminal.flush()
 
     def flush(self) -> None:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
+
+    @property
+    def closed(self) -> bool:
+        """Closed with its log file (a log handler left holding it can then be dropped)."""
+        return self.log.closed
 
 
 @contextlib.contextmanager

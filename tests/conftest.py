@@ -42,3 +42,23 @@ def write_npz(tmp_path: Path) -> Callable[..., Path]:
 def rng() -> np.random.Generator:
     """A fixed NumPy generator."""
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _drop_handlers_on_closed_streams() -> None:
+    """Remove log handlers left pointing at a stream an earlier test closed.
+
+    kfp.local attaches stream handlers to whatever ``sys.stdout``/``sys.stderr`` was when it ran
+    in-process (a test's capture, or the run's output filter); a later log line would then print
+    "--- Logging error ---" with a traceback into the next test's stderr.
+    """
+    import logging
+
+    loggers = [logging.getLogger(), *(
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    )]  # fmt: skip
+    for lg in loggers:
+        for h in list(lg.handlers):
+            stream = getattr(h, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                lg.removeHandler(h)
