@@ -93,6 +93,12 @@ CASES: dict[str, tuple[Case, int, str]] = {
         "yaml",
     ),
     "negative seed": (lambda t: ["run", "aspc-da", "--seed", "-1"], 2, "seed"),
+    "--nproc for a one-process method": (
+        lambda t: ["run", "aspc-da", "--nproc", "2"],
+        2,
+        "applies to: cc",
+    ),
+    "--nproc 0": (lambda t: ["run", "cc", "--nproc", "0"], 2, "nproc"),
     "bad --tag": (lambda t: ["run", "aspc-da", "--tag", "novalue"], 2, "KEY=VALUE"),
     "bad plugin": (
         lambda t: ["compare", "--methods", "aspc-da", "--seeds", "a", "--out", "o"],

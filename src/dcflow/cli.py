@@ -65,6 +65,14 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train data-parallel in N processes on this machine (torchrun; gloo on CPU, one GPU "
+        "each on CUDA); the preset's batch size is the global batch (default 1)",
+    )
+    p.add_argument(
         "--no-preset", action="store_true", help="ignore configs/<method>/<dataset>.yaml"
     )
 
@@ -183,15 +191,26 @@ def _build_config(args: argparse.Namespace) -> Any:
     else:
         get_dataset_loader(args.dataset)  # unknown names fail here, before any stage starts
     method = get_method(args.method)
-    return build_run_config(
+    overrides = list(args.overrides)
+    if getattr(args, "nproc", None) is not None:
+        overrides.append(f"nproc={args.nproc}")
+    cfg = build_run_config(
         args.method,
         method.Config,
         dataset,
         args.config,
-        args.overrides,
+        overrides,
         args.seed,
         use_preset=not args.no_preset,
     )
+    if cfg.nproc > 1 and "pretrain" not in method.data_parallel:
+        from dcflow.stages.launch import data_parallel_methods
+
+        raise ConfigError(
+            f"{args.method} does not train data-parallel; --nproc applies to: "
+            f"{data_parallel_methods()}"
+        )
+    return cfg
 
 
 def _parse_tags(items: list[str]) -> dict[str, str]:

@@ -127,6 +127,9 @@ class RunConfig(StrictModel):
     seed: int = Field(default=0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(default=None, ge=1)
+    nproc: int = Field(
+        default=1, ge=1, le=64, description="training processes on this machine (torchrun)"
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -143,7 +146,7 @@ class RunConfig(StrictModel):
             raise ConfigError(f"invalid run config: {_first_error(exc)}") from None
 
 
-RUN_KEYS = frozenset({"dataset", "seed", "device", "threads"})
+RUN_KEYS = frozenset({"dataset", "seed", "device", "threads", "nproc"})
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -6,6 +6,11 @@ Cluster-level contrast (Eq. 4-6): each of the ``K`` columns of the soft assignme
 ``B``) is a cluster representation; column ``k`` of view 1 is positive with column ``k`` of view 2.
 Cluster entropy (Eq. 7): ``ln K - H(p_bar)`` per view, with ``p_bar`` the normalised column sums,
 keeps all clusters in use.
+
+Under data-parallel training both losses see the global batch: instance rows are contrasted with
+every process's rows, and the cluster columns and ``p_bar`` are built from the gathered
+assignments (:func:`dcflow.train.distributed.gather_batch`), so ``N`` processes compute the
+one-process loss of the same global batch.
 """
 
 from __future__ import annotations
@@ -15,25 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-
-def _paired_ntxent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean cross-entropy of the pair contrast between rows of ``a`` and ``b``.
-
-    Args:
-        a: ``[M, d]`` rows of view 1 (any scale; they are L2-normalised here).
-        b: ``[M, d]`` matching rows of view 2.
-        temperature: logits are cosine / temperature.
-
-    Returns:
-        Scalar: sum over the ``2M`` rows of ``-log softmax`` of the positive, divided by ``2M``.
-    """
-    m = a.shape[0]
-    z = F.normalize(torch.cat([a, b]), dim=1)
-    logits = z @ z.T / temperature
-    self_mask = torch.eye(2 * m, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    target = torch.cat([torch.arange(m, 2 * m), torch.arange(0, m)]).to(z.device)
-    return F.cross_entropy(logits, target)
+from dcflow.losses.ntxent import ntxent_loss
+from dcflow.train.distributed import gather_batch
 
 
 def instance_contrastive_loss(
@@ -46,7 +34,7 @@ def instance_contrastive_loss(
         z2: ``[B, d]`` instance embeddings of view 2.
         temperature: ``tau_I`` (0.5 in CC).
     """
-    return _paired_ntxent(z1, z2, temperature)
+    return ntxent_loss(F.normalize(z1, dim=1), F.normalize(z2, dim=1), temperature)
 
 
 def cluster_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -73,5 +61,8 @@ def cluster_contrastive_loss(
     Returns:
         Scalar ``NT-Xent(p1.T, p2.T) + w * (entropy(p1) + entropy(p2))``.
     """
-    contrast = _paired_ntxent(p1.T, p2.T, temperature)
+    p1, p2 = gather_batch(p1)[0], gather_batch(p2)[0]
+    contrast = ntxent_loss(
+        F.normalize(p1.T, dim=1), F.normalize(p2.T, dim=1), temperature, gather=False
+    )
     return contrast + entropy_weight * (cluster_entropy(p1) + cluster_entropy(p2))

@@ -9,6 +9,9 @@ Upstream defect handled (docs/specs/hadis.md pitfall 11): rows without a negativ
 placeholder distance of 1e5, which overflows float16 (max 65504) and gives ``inf * 0 = NaN`` under
 mixed precision. Here the loss is computed in float32 and rows without a negative are masked with
 booleans, so no placeholder ever enters the arithmetic.
+
+Under data-parallel training each process's anchors search their hardest pairs in the global
+batch: the student rows are gathered with gradients, the teacher rows as constants.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+
+from dcflow.train.distributed import gather_batch, gather_constant
 
 SQ_CLAMP = 1e-12
 """Squared distances are clamped here before the square root (finite gradient at 0)."""
@@ -52,11 +57,15 @@ def hsd_loss(
         Scalar ``>= 0`` (or ``[B]``); ``ln 2`` with zero gradient when the student equals the
         teacher; below ``ln 2`` for an anchor with ``w_n > 0`` and ``w_p = 0``.
     """
-    s = F.normalize(student.float(), dim=1)
-    t = F.normalize(teacher.detach().float(), dim=1)
-    d_t = _pairwise(t, t)  # [B, B] teacher-teacher
-    d_s = _pairwise(t, s)  # [B, B] teacher anchor vs student
-    negative = d_t > d_s.diagonal()[:, None].detach()
+    big_s, offset = gather_batch(student.float())
+    s = F.normalize(big_s, dim=1)
+    t_all = F.normalize(gather_constant(teacher.detach().float()), dim=1)
+    rows = torch.arange(student.shape[0], device=student.device)
+    t = t_all[rows + offset]  # this process's anchors
+    d_t = _pairwise(t, t_all)  # [B, B_all] teacher-teacher
+    d_s = _pairwise(t, s)  # [B, B_all] teacher anchor vs student
+    own = d_s[rows, rows + offset]  # D_ii
+    negative = d_t > own[:, None].detach()
     has_neg = negative.any(1)  # [B]
     big = torch.finfo(d_s.dtype).max
     n = d_s.detach().masked_fill(~negative, big).argmin(1, keepdim=True)  # [B, 1]

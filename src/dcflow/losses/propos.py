@@ -4,13 +4,17 @@ Z. Huang, J. Chen, J. Zhang, H. Shan, "Learning Representation for Clustering vi
 Scattering and Positive Sampling", IEEE TPAMI 2022 (arXiv 2111.11821), Sec. 3.2-3.3. Re-implemented
 from docs/specs/hadis.md §4.2; no upstream code is copied.
 
-Shapes: ``B`` batch, ``d`` embedding dim, ``K`` clusters.
+Shapes: ``B`` batch, ``d`` embedding dim, ``K`` clusters. Under data-parallel training the
+prototypes are those of the global batch (gathered with gradients), and the alignment loss, a mean
+over samples, averages to the global mean over processes.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from dcflow.train.distributed import gather_batch, gather_constant
 
 ABSENT_LOGIT = -10.0
 """Logit given to a cluster absent from the batch, set after dividing by tau.
@@ -77,10 +81,13 @@ def prototype_scattering_loss(
             drops them exactly (then absent clusters change nothing).
 
     Returns:
-        Scalar ``>= 0``; ``ln K`` when all prototypes coincide.
+        Scalar ``>= 0``; ``ln K`` when all prototypes coincide. Under data-parallel training the
+        same global value on every process (prototypes of the gathered batch).
     """
+    q, labels = gather_batch(q)[0], gather_constant(labels)
+    k = gather_constant(k.detach())
     mu, present = batch_prototypes(q, labels, n_clusters)
-    mu_t, _ = batch_prototypes(k.detach(), labels, n_clusters)
+    mu_t, _ = batch_prototypes(k, labels, n_clusters)
     logits = (mu @ mu.T) / temperature  # [K, K] online vs online
     diag = torch.eye(n_clusters, dtype=torch.bool, device=q.device)
     pos = (mu * mu_t).sum(1) / temperature  # [K]

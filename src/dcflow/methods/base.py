@@ -82,6 +82,9 @@ class Method:
         pretrain_uses_k: whether the pretrained weights depend on the number of clusters (CC
             trains its cluster head in pretrain). Then K is part of the weights-cache key, and
             ``dcflow sweep-k`` pretrains once per K instead of once for all.
+        data_parallel: stages whose hook trains data-parallel under torchrun (``--nproc``, a
+            Trainer job): it shards each global batch (:mod:`dcflow.train.distributed`), averages
+            gradients and leaves artifacts to rank 0. Other stages run in one process.
     """
 
     name: ClassVar[str] = ""
@@ -93,6 +96,7 @@ class Method:
     weights_owner: ClassVar[str] = ""
     smoke: ClassVar[tuple[str, ...]] = ()
     pretrain_uses_k: ClassVar[bool] = False
+    data_parallel: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, run: RunConfig) -> None:
         self.run = run
@@ -126,6 +130,9 @@ class Method:
     def weights_key_config(self, n_clusters: int) -> dict[str, Any]:
         """What keys the cached weights: :meth:`pretrain_config`, plus K when the weights use it."""
         config = self.pretrain_config()
+        if self.run.nproc > 1 and "pretrain" in self.data_parallel:
+            # N processes draw other augmentations than one: their weights are not the same
+            config = {**config, "nproc": self.run.nproc}
         return {**config, "n_clusters": n_clusters} if self.pretrain_uses_k else config
 
     def pretrain(self, ctx: StageContext) -> PretrainOut:

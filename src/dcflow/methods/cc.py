@@ -23,6 +23,7 @@ tau_C 1.0); presets scale them down for the small grey datasets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
@@ -47,6 +48,7 @@ from dcflow.methods.registry import register_method
 from dcflow.models.cc_backbones import Arch, CCNetwork, build_cc_network
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
+from dcflow.train import distributed as D
 from dcflow.train.common import batches
 from dcflow.transforms.presets import CCView
 from dcflow.transforms.warp import resize
@@ -115,6 +117,7 @@ class CC(Method):
     Config = CCConfig
     stages: ClassVar[tuple[str, ...]] = ("download-weights", "pretrain", "cluster-init", "evaluate")
     training_stages = frozenset({"pretrain"})
+    data_parallel = frozenset({"pretrain"})
     pretrain_sections = ("model", "augment", "pretrain")
     pretrain_uses_k = True  # the cluster head (K outputs) is trained in pretrain
     cfg: CCConfig
@@ -176,23 +179,33 @@ class CC(Method):
         cfg = self.cfg.pretrain
         torch.manual_seed(ctx.seed)
         x, model, gen, aug = self.images(ctx), self.network(ctx), ctx.generator(1), self.views()
+        model = D.prepare(model, ctx.device)
+        rank = D.world().rank
+        # every process draws the same batches from `gen`; each its own augmentations
+        aug_gen = gen if D.world().size == 1 else ctx.generator(1 + 7919 * (rank + 1))
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         bar, first, mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
+        seen, t0 = 0, time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             total, count = torch.zeros((), device=ctx.device), 0
-            for idx in epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device):
-                loss = self._cc_step(model, x[idx], aug, gen)
+            for batch in epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device):
+                idx = D.shard(batch)
+                loss = self._cc_step(model, x[idx], aug, aug_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                D.average_gradients(model)
                 opt.step()
                 total, count = total + loss.detach() * idx.numel(), count + idx.numel()
-            mean = float(total) / max(count, 1)
+            mean = float(D.mean_over_processes(total / max(count, 1)))
+            seen += count * D.world().size
             if not np.isfinite(mean):
                 raise StageError(f"CC pretrain diverged (loss {mean}) at epoch {epoch}; lower lr")
             first = mean if epoch == 1 else first
             ctx.curves.log(epoch, loss=mean)
             bar.update(epoch, loss=mean)
-        return PretrainOut(model.state_dict(), {"loss_first": first, "loss_last": mean})
+        rate = seen / max(time.perf_counter() - t0, 1e-9)
+        metrics = {"loss_first": first, "loss_last": mean, "samples_per_second": rate}
+        return PretrainOut(model.state_dict(), metrics)
 
     def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
         """Argmax of the CC cluster head (no k-means): labels, proba and embeddings."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from dcflow import artifacts as art
 from dcflow.progress import emit
+from dcflow.stages import launch
 from dcflow.stages.common import default_weights_store, finish, guard, weights_key
 from dcflow.stages.runner import open_stage
 from dcflow.storage import WeightsStore, fetch_weights
@@ -27,9 +28,13 @@ def pretrain(
         ``weights_uri``, ``weights_sha256`` and the compact ``report``.
     """
     with open_stage("pretrain", config_json, out_dir, started=started, cached=False) as stage:
-        result = stage.method.pretrain(stage.ctx)
-        result.save(stage.out)
         method = stage.method
+        launch.check_nproc(method, "pretrain")
+        if method.run.nproc > 1:
+            result = launch.pretrain_processes(config_json, method, stage.ctx)
+        else:
+            result = method.pretrain(stage.ctx)
+        result.save(stage.out)
         key = weights_key(
             method.weights_name(),
             stage.data,

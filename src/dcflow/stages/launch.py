@@ -1,0 +1,117 @@
+"""Run a stage's training hook in ``nproc`` processes under torchrun, on this machine.
+
+The stage process (a kfp.local task, a container) stays the one that reads inputs and writes the
+artifact. For ``run.nproc > 1`` it starts ``torchrun --standalone --nproc_per_node N -m
+dcflow.stages.train_worker``: every worker rebuilds the same stage context from the run config,
+joins the process group (gloo on CPU, nccl on CUDA, one device per process), and calls the same
+hook as one process would; rank 0 saves the hook's output and curves into a temporary directory,
+which this module loads back. On a cluster, the pipeline runs the same worker module as a Kubeflow
+Trainer job instead (pipelines/trainer_job.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dcflow import artifacts as art
+from dcflow.errors import ConfigError, StageError
+from dcflow.handoff import PretrainOut
+from dcflow.methods.base import Method, StageContext
+from dcflow.models.state import load_state
+from dcflow.progress import emit
+
+CURVES_FILE = "curves.json"
+METRICS_FILE = "metrics.json"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
+
+
+def check_nproc(method: Method, stage: str) -> None:
+    """Raise :class:`ConfigError` when ``--nproc`` asks a stage for processes it cannot use."""
+    if method.run.nproc > 1 and stage not in method.data_parallel:
+        raise ConfigError(
+            f"{method.name} does not train its {stage} stage data-parallel; "
+            f"--nproc {method.run.nproc} applies to: {data_parallel_methods()}"
+        )
+
+
+def data_parallel_methods() -> str:
+    """Comma-separated names of the methods with at least one data-parallel stage."""
+    from dcflow.methods.registry import get_method, method_names
+
+    return ", ".join(n for n in method_names() if get_method(n).data_parallel)
+
+
+def worker_error(output: str) -> str:
+    """The one line that says why a worker failed.
+
+    Its ``dcflow: error:`` line, else the last Python exception line, else a pointer to the log.
+    """
+    lines = output.splitlines()
+    for line in lines:
+        if "dcflow: error: " in line:
+            return line.split("dcflow: error: ", 1)[1].strip()
+    crashes = [ln.strip() for ln in lines if EXCEPTION_LINE.match(ln.strip())]
+    crashes = [ln for ln in crashes if "ChildFailedError" not in ln]
+    return crashes[-1] if crashes else "see the stage log for the workers' output"
+
+
+def worker_command(stage: str, config_path: Path, out: Path, nproc: int) -> list[str]:
+    """The torchrun command line that runs ``stage``'s hook in ``nproc`` local processes."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc_per_node", str(nproc),
+        "-m", "dcflow.stages.train_worker", stage, str(config_path), str(out),
+    ]  # fmt: skip
+
+
+def pretrain_processes(config_json: str, method: Method, ctx: StageContext) -> PretrainOut:
+    """The pretrain hook's output, computed by ``method.run.nproc`` processes under torchrun.
+
+    Raises:
+        StageError: a worker failed; the message ends with the tail of its output.
+    """
+    nproc = method.run.nproc
+    emit(f"  pretrain in {nproc} processes (torchrun, global batch split {nproc} ways)")
+    with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
+        cfg_path, out = Path(tmp) / "config.json", Path(tmp) / "out"
+        cfg_path.write_text(config_json)
+        env = {**os.environ, "OMP_NUM_THREADS": str(method.run.threads or 1)}
+        proc = subprocess.run(
+            worker_command("pretrain", cfg_path, out, nproc),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            check=False,
+        )
+        print(proc.stdout, file=sys.stderr, flush=True)  # the stage log keeps all of it
+        if proc.returncode != 0:
+            raise StageError(
+                f"pretrain in {nproc} processes failed (exit code {proc.returncode}): "
+                + worker_error(proc.stdout)
+            )
+        result = load_pretrain(out)
+        for key, points in json.loads((out / CURVES_FILE).read_text()).items():
+            for step, value in points:
+                ctx.curves.log(step, **{key: value})
+    return result
+
+
+def save_pretrain(result: PretrainOut, curves: dict[str, Any], out: Path) -> None:
+    """Rank 0's side: the weights, the metrics and the curves, for :func:`load_pretrain`."""
+    result.save(out)
+    (out / METRICS_FILE).write_text(json.dumps(result.metrics))
+    (out / CURVES_FILE).write_text(json.dumps(curves))
+
+
+def load_pretrain(out: Path) -> PretrainOut:
+    """The :class:`PretrainOut` rank 0 saved (weights loaded with ``weights_only=True``)."""
+    weights = load_state(out / art.WEIGHTS, "distributed pretrain weights")
+    return PretrainOut(weights, json.loads((out / METRICS_FILE).read_text()))

@@ -1,0 +1,63 @@
+"""One process of a data-parallel training stage: ``python -m dcflow.stages.train_worker``.
+
+Started by torchrun (``--nproc`` on one machine, :mod:`dcflow.stages.launch`) or as the command of
+a Kubeflow Trainer job's workers (``compile.py --workers``). Arguments: the stage, the run config
+JSON file and the output directory. Every process builds the same stage context, joins the process
+group torchrun describes (gloo on CPU; nccl on CUDA with ``LOCAL_RANK``'s device), runs the same
+hook; only rank 0 writes the output. Progress lines come from rank 0 only.
+
+Exit codes: 0 on success, 2 on a user or stage error (one ``dcflow: error:`` line on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+from dcflow.errors import DcflowError
+
+
+def main(argv: list[str]) -> int:
+    """Run ``argv = [stage, config.json, out_dir]`` in this process; return the exit code."""
+    import torch
+    import torch.distributed as dist
+
+    from dcflow.methods.base import StageContext
+    from dcflow.methods.registry import get_method
+    from dcflow.stages.common import load_run, seed_everything, select_device, without_labels
+    from dcflow.stages.launch import save_pretrain
+    from dcflow.train.distributed import init_from_env
+
+    stage, config_path, out = argv
+    if stage != "pretrain":
+        print(f"dcflow: error: no data-parallel worker for stage {stage!r}", file=sys.stderr)
+        return 2
+    try:
+        cfg, data = load_run(Path(config_path).read_text())
+        method = get_method(cfg.method)(cfg)
+        seed_everything(cfg.seed, cfg.threads)
+        device = select_device(cfg.device)
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        world = init_from_env(device)
+        ctx = StageContext(data=without_labels(data), device=device, seed=cfg.seed)
+        quiet = contextlib.redirect_stderr(io.StringIO()) if not world.main else None
+        with quiet or contextlib.nullcontext():
+            result = method.pretrain(ctx)
+        if world.main:
+            save_pretrain(result, ctx.curves.to_dict(), Path(out))
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+    except DcflowError as exc:
+        print(f"dcflow: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

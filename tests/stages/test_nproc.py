@@ -1,0 +1,80 @@
+"""``--nproc``: pretrain trains in N processes under torchrun and publishes rank 0's weights.
+
+Issue 22, item 3 (local half): the same training function as one process, on CPU with gloo.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcflow import artifacts as art
+from dcflow.config import build_run_config
+from dcflow.errors import StageError
+from dcflow.methods.cc import CC
+from dcflow.methods.registry import get_method
+from dcflow.models.state import load_into, load_state
+from dcflow.stages import launch
+from dcflow.stages.common import load_run, weights_key
+from dcflow.stages.pretrain import pretrain
+
+SMOKE = [*CC.smoke, "dataset.limit=200", "threads=1", "pretrain.epochs=3"]
+
+
+def _config(nproc: int) -> str:
+    cfg = build_run_config("cc", CC.Config, {"name": "digits"}, None, [*SMOKE, f"nproc={nproc}"])
+    return cfg.to_json()
+
+
+def test_pretrain_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config_json = _config(2)
+    out = pretrain(config_json, str(tmp_path / "store"), str(tmp_path / "pretrain"))
+    report = out["report"]
+    assert report["metrics"]["samples_per_second"] > 0
+    assert report["metrics"]["loss_last"] < report["metrics"]["loss_first"]
+    curves = json.loads((tmp_path / "pretrain" / "report.json").read_text())["curves"]
+    assert [step for step, _ in curves["loss"]] == [1, 2, 3]
+    # the published weights load into the one-process network (plain batch norm, same keys)
+    cfg, data = load_run(config_json)
+    from dcflow.methods.base import StageContext
+    from dcflow.stages.common import without_labels
+
+    method = get_method("cc")(cfg)
+    ctx = StageContext(data=without_labels(data), device=torch.device("cpu"), seed=0)
+    state = load_state(tmp_path / "pretrain" / art.WEIGHTS)
+    load_into(method.network(ctx), tmp_path / "pretrain" / art.WEIGHTS, "CC network")
+    assert any(k.endswith("running_var") for k in state)
+
+
+def test_nproc_is_part_of_the_weights_key() -> None:
+    keys = []
+    for n in (1, 2):
+        cfg, data = load_run(_config(n))
+        m = get_method("cc")(cfg)
+        keys.append(weights_key(m.weights_name(), data, m.weights_key_config(10), 0))
+    assert keys[0] != keys[1]
+
+
+def test_a_failed_worker_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(stage: str, config_path: Path, out: Path, nproc: int) -> list[str]:
+        cmd = launch.__dict__["_original_worker_command"](stage, config_path, out, nproc)
+        return [*cmd[:-3], "no-such-stage", *cmd[-2:]]
+
+    monkeypatch.setitem(launch.__dict__, "_original_worker_command", launch.worker_command)
+    monkeypatch.setattr(launch, "worker_command", broken)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StageError, match="failed \\(exit code .*no data-parallel worker"):
+        pretrain(_config(2), str(tmp_path / "store"), str(tmp_path / "pretrain"))
+    assert not list((tmp_path / "store").rglob("*.pt"))
+
+
+def test_worker_error_picks_the_cause() -> None:
+    crash = "noise\nTraceback (most recent call last):\n  x\nRuntimeError: boom\n"
+    crash += "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+    assert launch.worker_error(crash) == "RuntimeError: boom"
+    assert launch.worker_error("x\ndcflow: error: bad data\n") == "bad data"
+    assert "stage log" in launch.worker_error("killed\n")

@@ -1,0 +1,111 @@
+"""Worker of the data-parallel equality tests (tests/train/test_distributed.py).
+
+Run alone it is the one-process reference; under ``torchrun --nproc_per_node N`` every process
+takes its shard of the same global batch. Either way rank 0 writes ``out.pt``: the global value of
+every loss (the mean of the per-process values) and the parameters after one optimiser step.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
+from dcflow.losses.hsd import hsd_loss
+from dcflow.losses.ntxent import ntxent_loss
+from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
+from dcflow.models.cc_backbones import build_cc_network
+from dcflow.train import distributed as D
+
+GLOBAL_BATCH, DIM, K = 16, 8, 4
+
+
+def batch() -> dict[str, torch.Tensor]:
+    """The fixed global batch every run draws (same seed on every process)."""
+    g = torch.Generator().manual_seed(7)
+    return {
+        "a": torch.randn(GLOBAL_BATCH, DIM, generator=g),
+        "b": torch.randn(GLOBAL_BATCH, DIM, generator=g),
+        "p1": torch.randn(GLOBAL_BATCH, K, generator=g),
+        "p2": torch.randn(GLOBAL_BATCH, K, generator=g),
+        "labels": torch.randint(0, K, (GLOBAL_BATCH,), generator=g),
+        "x": torch.rand(GLOBAL_BATCH, 1, 6, 6, generator=g),
+        "x2": torch.rand(GLOBAL_BATCH, 1, 6, 6, generator=g),
+    }
+
+
+def losses(part: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Every loss of the shard, with the gradient of each with respect to the shard's inputs."""
+    a = F.normalize(part["a"], dim=1).requires_grad_()
+    b = F.normalize(part["b"], dim=1).requires_grad_()
+    p1 = part["p1"].softmax(1).requires_grad_()
+    p2 = part["p2"].softmax(1).requires_grad_()
+    out = {
+        "ntxent_sym": ntxent_loss(a, b, 0.5, "symmetric"),
+        "ntxent_one": ntxent_loss(a, b, 0.5, "one_way"),
+        "cc_instance": instance_contrastive_loss(part["a"], part["b"], 0.5),
+        "cc_cluster": cluster_contrastive_loss(p1, p2, 1.0, 1.0),
+        "align": alignment_loss(a, b),
+        "psl": prototype_scattering_loss(a, b, part["labels"], K, 0.5),
+        "hsd": hsd_loss(a, b, 0.5),
+    }
+    total = torch.stack(list(out.values())).sum()
+    total.backward()
+    w = D.world()
+    # gradients of the global loss (mean over processes) with respect to every input row
+    for name, t in {"a": a, "b": b, "p1": p1, "p2": p2}.items():
+        assert t.grad is not None
+        out[f"grad_{name}"] = D.gather_constant(t.grad) / w.size
+    return out
+
+
+def step(full: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """One optimiser step of a CC network (MLP with batch norm) on the CC loss; its state after."""
+    torch.manual_seed(0)
+    net = build_cc_network("mlp", (1, 6, 6), K, [16], 8, 16, "imagenet")
+    net = D.prepare(net, torch.device("cpu"))
+    if kind == "adam":
+        # A bias right before batch norm has a zero gradient in exact arithmetic; Adam divides
+        # its round-off by sqrt(v) into full-size steps of random sign, in one process as in two.
+        # Freeze those redundant biases so that the comparison measures the training step.
+        mods = list(net.modules())
+        norm = torch.nn.modules.batchnorm._BatchNorm
+        for lin, bn in zip(mods, mods[1:], strict=False):
+            if isinstance(lin, torch.nn.Linear) and isinstance(bn, norm):
+                lin.bias.requires_grad_(False)
+    opt: torch.optim.Optimizer = (
+        torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
+        if kind == "sgd"
+        else torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    )
+    idx = D.shard(torch.arange(GLOBAL_BATCH))
+    for _ in range(2):
+        z1, q1 = net(full["x"][idx])
+        z2, q2 = net(full["x2"][idx])
+        loss = instance_contrastive_loss(z1, z2, 0.5) + cluster_contrastive_loss(q1, q2)
+        opt.zero_grad()
+        loss.backward()
+        D.average_gradients(net)
+        opt.step()
+    return {f"{kind}.{k}": v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def main(out_path: str) -> None:
+    w = D.init_from_env(torch.device("cpu"))
+    full = batch()
+    idx = D.shard(torch.arange(GLOBAL_BATCH))
+    part = {k: v[idx] for k, v in full.items()}
+    result = {
+        k: (v if k.startswith("grad_") else D.mean_over_processes(v.detach()))
+        for k, v in losses(part).items()
+    }
+    result.update(step(full, "sgd"))
+    result.update(step(full, "adam"))
+    if w.main:
+        torch.save({"world": w.size, **result}, out_path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
