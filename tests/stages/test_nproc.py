@@ -24,9 +24,23 @@ from dcflow.stages.pretrain import pretrain
 SMOKE = [*CC.smoke, "dataset.limit=200", "threads=1", "pretrain.epochs=3"]
 
 
-def _config(nproc: int) -> str:
-    cfg = build_run_config("cc", CC.Config, {"name": "digits"}, None, [*SMOKE, f"nproc={nproc}"])
-    return cfg.to_json()
+def _config(nproc: int, method: str = "cc", extra: tuple[str, ...] = ()) -> str:
+    smoke = SMOKE if method == "cc" else [*get_method(method).smoke, "dataset.limit=200"]
+    cls = get_method(method)
+    over = [*smoke, *extra, "threads=1", f"nproc={nproc}"]
+    return build_run_config(method, cls.Config, {"name": "digits"}, None, over).to_json()
+
+
+@pytest.mark.parametrize("method", ["scan", "hadis"])
+def test_other_methods_pretrain_in_two_processes(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SimCLR (scan, ruc) and the ProPos warm-up (propos, hadis) run under torchrun too."""
+    monkeypatch.chdir(tmp_path)
+    out = pretrain(_config(2, method), str(tmp_path / "store"), str(tmp_path / "pretrain"))
+    metrics = out["report"]["metrics"]
+    assert all(v == v for v in metrics.values()) and metrics  # finite, not NaN
+    assert load_state(tmp_path / "pretrain" / art.WEIGHTS)
 
 
 def test_pretrain_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

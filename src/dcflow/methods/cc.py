@@ -180,9 +180,7 @@ class CC(Method):
         torch.manual_seed(ctx.seed)
         x, model, gen, aug = self.images(ctx), self.network(ctx), ctx.generator(1), self.views()
         model = D.prepare(model, ctx.device)
-        rank = D.world().rank
-        # every process draws the same batches from `gen`; each its own augmentations
-        aug_gen = gen if D.world().size == 1 else ctx.generator(1 + 7919 * (rank + 1))
+        aug_gen = D.process_generator(gen)  # same batches on every process, own augmentations
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         bar, first, mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
         seen, t0 = 0, time.perf_counter()

@@ -59,6 +59,7 @@ from dcflow.models.propos_net import (
 )
 from dcflow.models.state import load_into, load_state
 from dcflow.progress import Progress
+from dcflow.train import distributed as D
 from dcflow.train.common import batches
 from dcflow.transforms.presets import affine_view, simclr_view
 
@@ -79,6 +80,7 @@ class ProPos(Method):
     Config = ProPosConfig
     stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
     pretrain_sections: ClassVar[tuple[str, ...]] = ("model", "augment", "optim", "train")
+    data_parallel: ClassVar[frozenset[str]] = frozenset({"pretrain"})  # the warm-up
     cfg: ProPosConfig
 
     def proba_kind(self) -> str:
@@ -164,24 +166,27 @@ class ProPos(Method):
         base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
         sigma, use_psl = self.phase(epoch)
         sums: dict[str, torch.Tensor] = {}
+        own_gen = D.process_generator(gen)  # same batches on every process, own views and noise
         net.train()
-        for i, idx in enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device)):
-            if idx.numel() < 2:  # BatchNorm needs two samples
+        for i, batch in enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device)):
+            if batch.numel() < 2 * D.world().size:  # BatchNorm needs two samples per process
                 continue
+            idx = D.shard(batch)
             step = (epoch - 1) * iters + i
             lr = learning_rate(step / iters, base_lr, t.warmup_epochs, t.epochs, o.eta_min)
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_factor"]
             y = labels[idx] if use_psl and labels is not None else None
-            terms = self._step_losses(net, x[idx], y, ctx.data.n_clusters, sigma, gen)
+            terms = self._step_losses(net, x[idx], y, ctx.data.n_clusters, sigma, own_gen)
             loss = torch.stack(list(terms.values())).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            D.average_gradients(net)
             opt.step()
             net.ema_update(ema_momentum(step + 1, total_steps, t.ema, t.momentum_increase))
             for name, val in {"loss": loss, **terms}.items():
                 sums[name] = sums.get(name, torch.zeros((), device=ctx.device)) + val.detach()
-        means = {k: float(v) / iters for k, v in sums.items()}
+        means = {k: float(D.mean_over_processes(v)) / iters for k, v in sums.items()}
         if not all(np.isfinite(v) for v in means.values()):
             raise StageError(f"training diverged at epoch {epoch} ({means}); lower optim.lr")
         return means
@@ -209,7 +214,7 @@ class ProPos(Method):
         the SGD momentum buffers, so refine resumes the optimiser where the warm-up left it.
         """
         torch.manual_seed(ctx.seed)
-        net = self._net(ctx)
+        net = D.prepare(self._net(ctx), ctx.device)
         opt, gen = self._optimizer(net), ctx.generator(1)
         w = self.cfg.train.warmup_epochs
         bar = Progress("warm-up", w)

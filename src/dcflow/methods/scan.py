@@ -141,6 +141,7 @@ class SCAN(Method):
         "evaluate",
     )
     training_stages = frozenset({"pretrain", "cluster-init", "refine"})
+    data_parallel = frozenset({"pretrain"})  # SimCLR
     pretrain_sections = ("model", "simclr")
     cfg: SCANConfig
 

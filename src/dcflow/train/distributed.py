@@ -169,6 +169,19 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
     return idx[w.rank * rows : (w.rank + 1) * rows]
 
 
+def process_generator(shared: torch.Generator) -> torch.Generator:
+    """The generator of this process's own random draws (augmentations, noise).
+
+    ``shared`` itself in one process, so one process keeps its exact random stream. Under data
+    parallelism every process keeps ``shared`` for the batch order (the same on all) and gets a
+    second generator, seeded from ``shared``'s seed and the rank, for what must differ per shard.
+    """
+    w = world()
+    if w.size == 1:
+        return shared
+    return torch.Generator().manual_seed(shared.initial_seed() + 7919 * (w.rank + 1))
+
+
 def check_global_batch(batch_size: int) -> None:
     """Raise ``ValueError`` unless the global ``batch_size`` splits evenly over the processes."""
     w = world()

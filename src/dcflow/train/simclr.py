@@ -8,6 +8,7 @@ per-epoch cosine decay to ``0.4 * 0.1**3``, tau 0.1 (docs/specs/ruc.md §4.2).
 from __future__ import annotations
 
 import math
+import time
 from typing import Literal
 
 import torch
@@ -18,6 +19,7 @@ from dcflow.errors import StageError
 from dcflow.losses.ntxent import ntxent_loss
 from dcflow.models.cluster import ClusterModel
 from dcflow.progress import Curves, Progress
+from dcflow.train import distributed as D
 from dcflow.train.common import batches, cosine_lr, make_optimizer, set_lr
 from dcflow.transforms.views import ViewConfig, random_view
 
@@ -64,27 +66,36 @@ def simclr_train(
     Returns:
         Metrics: first and last epoch mean loss.
     """
+    model = D.prepare(model, x.device)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     bar, first, last = Progress("simclr", cfg.epochs), math.nan, math.nan
+    view_gen = D.process_generator(gen)  # same batches on every process, own views
     model.train()
+    seen, t0 = 0, time.perf_counter()
     for epoch in range(cfg.epochs):
         if cfg.cosine:
             set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs, cfg.lr * 0.1**3))
         total, count = torch.zeros((), device=x.device), 0
-        for idx in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
+        for batch in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
+            idx = D.shard(batch)
             xb = x[idx]
-            views = torch.cat([random_view(xb, cfg.view, gen), random_view(xb, cfg.view, gen)])
+            views = torch.cat(
+                [random_view(xb, cfg.view, view_gen), random_view(xb, cfg.view, view_gen)]
+            )
             z = model.project(views)
             loss = ntxent_loss(z[: idx.numel()], z[idx.numel() :], cfg.temperature, cfg.ntxent)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            D.average_gradients(model)
             opt.step()
             total += loss.detach() * idx.numel()
             count += idx.numel()
-        last = float(total) / count
+        last = float(D.mean_over_processes(total / count))
+        seen += count * D.world().size
         if not math.isfinite(last):
             raise StageError(f"SimCLR diverged (loss {last}) at epoch {epoch + 1}; lower simclr.lr")
         first = last if epoch == 0 else first
         curves.log(epoch + 1, simclr_loss=last)
         bar.update(epoch + 1, loss=last)
-    return {"simclr_loss_first": first, "simclr_loss_last": last}
+    rate = seen / max(time.perf_counter() - t0, 1e-9)
+    return {"simclr_loss_first": first, "simclr_loss_last": last, "samples_per_second": rate}
