@@ -10,6 +10,7 @@ from dcflow_components.download_weights import download_weights
 from dcflow_components.evaluate import evaluate
 from dcflow_components.predict import predict, predict_run
 from dcflow_components.pretrain import pretrain
+from dcflow_components.pretrain_job import pretrain_job
 from dcflow_components.refine import refine
 from dcflow_components.report import report
 from dcflow_components.sweep import choose_k, plan_k, point_config, sweep_point
@@ -19,6 +20,7 @@ COMPONENTS = {
     "download-weights": download_weights,
     "verify-weights": verify_weights,
     "pretrain": pretrain,
+    "pretrain-job": pretrain_job,
     "cluster-init": cluster_init,
     "confident-sample-selection": confident_sample_selection,
     "refine": refine,

@@ -23,10 +23,11 @@ from dcflow_components import (
     download_weights,
     evaluate,
     pretrain,
+    pretrain_job,
     refine,
     verify_weights,
 )
-from dcflow_pipelines.cluster import ClusterSettings, apply
+from dcflow_pipelines.cluster import ClusterSettings, apply, apply_launcher, job_settings
 from kfp import dsl
 
 
@@ -41,18 +42,33 @@ class Stager:
         return apply(task, stage, stage in self.training, self.settings)
 
 
-def weights_tasks(stage: Stager, config: Any, weights_store: Any) -> tuple[Any, Any, Any]:
+def weights_tasks(
+    stage: Stager, config: Any, weights_store: Any, job: str = ""
+) -> tuple[Any, Any, Any]:
     """download-weights, then pretrain on a miss or verify-weights on a hit (``dsl.If``/``Else``).
+
+    Args:
+        stage: the stager.
+        config: the run config channel.
+        weights_store: the weights store channel.
+        job: JSON job settings (:func:`dcflow_pipelines.cluster.job_settings`): pretrain then
+            runs as a Kubeflow Trainer job launched by a light task; "" trains in the task.
 
     Returns:
         ``dsl.OneOf`` channels for the weights URI, its sha256 and the stage reports.
     """
     dw = stage(download_weights(config=config, weights_store=weights_store), "download-weights")
     with dsl.If(dw.outputs["found"] == False, name="weights-not-cached"):  # noqa: E712
-        pre = stage(
-            pretrain(config=config, weights_store=weights_store, reports=dw.outputs["reports"]),
-            "pretrain",
-        )
+        reports = dw.outputs["reports"]
+        if job:
+            pre = apply_launcher(
+                pretrain_job(config=config, weights_store=weights_store, reports=reports, job=job),
+                stage.settings,
+            )
+        else:
+            pre = stage(
+                pretrain(config=config, weights_store=weights_store, reports=reports), "pretrain"
+            )
     with dsl.Else(name="weights-cached"):
         ver = stage(
             verify_weights(
@@ -100,6 +116,17 @@ def method_and_stager(
     return cls, settings, Stager(cls.training_stages, settings)
 
 
+def uses_job(cls: Any, settings: ClusterSettings) -> str:
+    """The JSON job settings when ``cls``'s pretrain runs as a multi-worker job, else "".
+
+    Only data-parallel pretrain stages (``Method.data_parallel``) become jobs; the other
+    methods' stages stay plain tasks whatever ``--workers`` says.
+    """
+    if settings.workers > 1 and "pretrain" in cls.data_parallel:
+        return job_settings(settings)
+    return ""
+
+
 def build(
     method: str,
     gpus: int | None = None,
@@ -117,6 +144,7 @@ def build(
     """
     cls, settings, stage = method_and_stager(method, gpus, settings)
     stages = set(cls.stages)
+    job = uses_job(cls, settings)
 
     @dsl.pipeline(
         name=f"dcflow-{method}",
@@ -133,7 +161,7 @@ def build(
         sha: Any = ""
         reports: Any = "[]"
         if "pretrain" in stages:
-            uri, sha, reports = weights_tasks(stage, config, weights_store)
+            uri, sha, reports = weights_tasks(stage, config, weights_store, job)
         init = stage(
             cluster_init(config=config, weights_uri=uri, weights_sha256=sha, reports=reports),
             "cluster-init",

@@ -14,7 +14,7 @@ GPU tolerations; ``compile.py`` gives their executors the CUDA image.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -120,6 +120,13 @@ class ClusterSettings:
         caching: False turns KFP's cache off for every stage (download-weights and pretrain
             are cached otherwise).
         pipeline_root: where KFP stores artifacts (``s3://bucket/prefix``; "" = the backend's).
+        workers: pods of a training job; above 1 a method's data-parallel pretrain becomes a
+            light launcher task that runs a Kubeflow Trainer job (:mod:`dcflow.trainjob`).
+        gpus_per_worker: GPUs (= processes) of each job pod (0: one CPU process per pod).
+        job_kind: ``trainjob`` (Trainer v2) or ``pytorchjob`` (training-operator v1).
+        shared_pvc: ReadWriteMany PVC mounted into the launcher and every job pod.
+        trainer_runtime: the ClusterTrainingRuntime of a TrainJob.
+        job_image: the job pods' image (compile.py: the CUDA build when GPUs are requested).
     """
 
     gpus: int = 1
@@ -148,6 +155,12 @@ class ClusterSettings:
     backoff_max: str = "600s"
     caching: bool = True
     pipeline_root: str = ""
+    workers: int = 1
+    gpus_per_worker: int = 1
+    job_kind: str = "trainjob"
+    shared_pvc: PvcMount | None = None
+    trainer_runtime: str = "torch-distributed"
+    job_image: str = ""
 
     def __post_init__(self) -> None:
         for name in ("gpus", "retries", "timeout", "train_timeout"):
@@ -162,6 +175,12 @@ class ClusterSettings:
                     high = _quantity(getattr(self, limit), flags[1], kind == "cpu")
                     if high < low:
                         raise ValueError(f"{flags[1]} {getattr(self, limit)} is below {flags[0]}")
+        if self.workers < 1 or self.gpus_per_worker < 0:
+            raise ValueError("--workers must be >= 1 and --gpus-per-worker >= 0")
+        if self.job_kind not in ("trainjob", "pytorchjob"):
+            raise ValueError(f"--job-kind {self.job_kind!r}: want trainjob or pytorchjob")
+        if self.workers > 1 and self.shared_pvc is None:
+            raise ValueError("--workers needs --shared-pvc NAME:/MOUNT/PATH (a ReadWriteMany PVC)")
         paths = [p.mount_path for p in self.pvcs]
         if len(set(paths)) != len(paths):
             raise ValueError("--pvc: two PVCs at the same mount path")
@@ -250,3 +269,42 @@ def _env_and_volumes(task: Any, s: ClusterSettings) -> None:
         kubernetes.set_image_pull_secrets(task, list(s.image_pull_secrets))
     for pvc in s.pvcs:
         kubernetes.mount_pvc(task, pvc_name=pvc.name, mount_path=pvc.mount_path)
+
+
+def job_settings(s: ClusterSettings) -> str:
+    """The JSON :class:`dcflow.trainjob.JobSettings` of a multi-worker training job.
+
+    The job pods get the same Secret and ConfigMap keys as the stage pods, by reference.
+    """
+    import json
+
+    from dcflow.trainjob import EnvRef, JobSettings
+
+    assert s.shared_pvc is not None
+    env = [EnvRef(k, "secret", s.secret) for k in SECRET_KEYS if s.secret]
+    env += [EnvRef(k, "configmap", s.config_map, True) for k in CONFIG_MAP_KEYS if s.config_map]
+    env += [
+        EnvRef(k, "secret", s.mlflow_secret, True) for k in MLFLOW_SECRET_KEYS if s.mlflow_secret
+    ]
+    job = JobSettings(
+        kind=s.job_kind,
+        workers=s.workers,
+        gpus_per_worker=s.gpus_per_worker,
+        image=s.job_image,
+        shared_pvc=s.shared_pvc.name,
+        mount_path=s.shared_pvc.mount_path,
+        runtime=s.trainer_runtime,
+        env=tuple(env),
+        timeout_seconds=s.train_timeout,
+    )
+    return json.dumps(job.to_dict(), sort_keys=True)
+
+
+def apply_launcher(task: Any, s: ClusterSettings) -> Any:
+    """A job-launching pretrain task: light resources, the shared PVC mounted, no accelerator."""
+    from kfp import kubernetes
+
+    apply(task, "pretrain", False, replace(s, timeout=0))  # the job has its own timeout
+    assert s.shared_pvc is not None
+    kubernetes.mount_pvc(task, pvc_name=s.shared_pvc.name, mount_path=s.shared_pvc.mount_path)
+    return task

@@ -12,6 +12,8 @@ Usage::
         [--image-pull-secret NAME ...] [--pvc NAME:MOUNT_PATH ...]
         [--s3-secret NAME] [--config-map NAME] [--mlflow-secret NAME]
         [--retries N] [--pipeline-root s3://bucket/prefix] [--no-cache]
+        [--workers N --gpus-per-worker G --shared-pvc NAME:PATH
+         [--job-kind trainjob|pytorchjob] [--trainer-runtime NAME]]
         [--upload] [--submit] --host URL [--experiment NAME] [--run-name NAME]
         [--namespace NS] [--param K=V ...] [auth options]
     python pipelines/compile.py --compare M1,M2|all [--datasets ..] [--seeds ..] [same options]
@@ -27,12 +29,15 @@ Stages run in one image, in two builds of one tag (``docker/build.sh``): ``--ima
 ``--image`` tag with ``-cuda`` appended, what ``docker/build.sh --variant cuda`` tags) for the
 stages that request a GPU, which also get ``DCFLOW_REQUIRE_CUDA=1``. The compiled pipeline's
 default ``config`` parameter is the method's digits preset, so it runs as is. Per-stage cluster
-settings: :mod:`dcflow_pipelines.cluster`.
+settings: :mod:`dcflow_pipelines.cluster`. ``--workers N`` (N > 1) turns the pretrain stage of
+the data-parallel methods into a task that launches a Kubeflow Trainer job of N pods
+(:mod:`dcflow.trainjob`); the task's service account needs the chart's ``trainer.rbac``.
 """
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +172,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         retries=args.retries,
         caching=not args.no_cache,
         pipeline_root=args.pipeline_root,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
+        job_kind=args.job_kind,
+        shared_pvc=PvcMount.parse(args.shared_pvc) if args.shared_pvc else None,
+        trainer_runtime=args.trainer_runtime,
     )
 
 
@@ -258,6 +268,33 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--retries", type=int, default=2, help="retries per stage, with backoff")
     g.add_argument("--pipeline-root", default="", help="artifact root, e.g. s3://bucket/runs")
+    j = p.add_argument_group(
+        "multi-worker training (Kubeflow Trainer): with --workers N > 1 the pretrain stage of "
+        "cc, uldc, scan, ruc, propos and hadis becomes a light task that launches a training "
+        "job of N pods running torchrun, waits for it and fails with it; other stages and "
+        "methods stay plain tasks"
+    )
+    j.add_argument("--workers", type=int, default=1, help="pods of the training job (1: none)")
+    j.add_argument(
+        "--gpus-per-worker", type=int, default=1, help="GPUs (= processes) per job pod (1)"
+    )
+    j.add_argument(
+        "--job-kind",
+        choices=("trainjob", "pytorchjob"),
+        default="trainjob",
+        help="TrainJob (Trainer v2, default) or PyTorchJob (training-operator v1)",
+    )
+    j.add_argument(
+        "--shared-pvc",
+        default="",
+        metavar="NAME:MOUNT_PATH",
+        help="ReadWriteMany PVC the launcher and the job pods share (config in, weights out)",
+    )
+    j.add_argument(
+        "--trainer-runtime",
+        default="torch-distributed",
+        help="ClusterTrainingRuntime of a TrainJob (default torch-distributed)",
+    )
 
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
@@ -279,8 +316,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> An
     try:
         settings = settings_from_args(args)
         submit.parse_params(args.params)
-        if settings.gpus > 0:
+        if settings.gpus > 0 or (settings.workers > 1 and settings.gpus_per_worker > 0):
             args.cuda_image = args.cuda_image or cuda_variant(args.image)
+        job_image = args.cuda_image if settings.gpus_per_worker > 0 else args.image
+        settings = replace(settings, job_image=job_image or args.image)
     except ValueError as exc:
         parser.error(str(exc))
     return settings

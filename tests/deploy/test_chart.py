@@ -32,10 +32,14 @@ CUSTOM: dict[str, Any] = {
     "minio": {"enabled": False},
     "mlflow": {"enabled": False, "trackingUri": "http://mlflow.lab.svc:5000"},
     "kfpLauncher": {"enabled": True},
+    "trainer": {"rbac": {"enabled": True}},
     "upload": {
         "kfpHost": "http://ml-pipeline.kubeflow:8888",
         "method": "aspc-da",
         "gpus": 2,
+        "workers": 4,
+        "gpusPerWorker": 8,
+        "sharedPvc": "shared:/mnt/shared",
         "nodeSelector": {"pool": "gpu"},
         "tolerations": [
             {"key": "nvidia.com/gpu", "effect": "NoSchedule"},
@@ -152,6 +156,28 @@ def test_upload_job_arguments_are_accepted_by_compile() -> None:
     args = compile_cli._parser(IMAGE).parse_args(command[3:])
     settings = compile_cli.settings_from_args(args)
     assert settings.node_selector == {"pool": "gpu"} and len(settings.tolerations) == 2
+    assert (settings.workers, settings.gpus_per_worker) == (4, 8)
+    assert settings.shared_pvc is not None and settings.shared_pvc.name == "shared"
+
+
+def test_trainer_rbac_lets_pipeline_pods_run_training_jobs() -> None:
+    assert "dcflow-trainer" not in by_kind(render({}), "Role")
+    docs = render(CUSTOM)
+    role = by_kind(docs, "Role")["dcflow-trainer"]
+    assert {(tuple(r["apiGroups"]), tuple(r["resources"])) for r in role["rules"]} == {
+        (("trainer.kubeflow.org",), ("trainjobs",)),
+        (("kubeflow.org",), ("pytorchjobs",)),
+    }
+    assert all(set(r["verbs"]) == {"create", "get", "delete"} for r in role["rules"])
+    binding = by_kind(docs, "RoleBinding")["dcflow-trainer"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
+    ]
+
+
+def test_workers_without_a_shared_pvc_fail_to_render() -> None:
+    with pytest.raises(helm.HelmError, match="upload.sharedPvc"):
+        render({"upload": {"workers": 2}})
 
 
 def test_missing_credentials_fail_with_a_clear_message() -> None:

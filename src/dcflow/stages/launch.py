@@ -32,12 +32,19 @@ METRICS_FILE = "metrics.json"
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
 
 
-def check_nproc(method: Method, stage: str) -> None:
-    """Raise :class:`ConfigError` when ``--nproc`` asks a stage for processes it cannot use."""
-    if method.run.nproc > 1 and stage not in method.data_parallel:
+def check_nproc(method: Method, stage: str, nproc: int | None = None) -> None:
+    """Raise :class:`ConfigError` when ``stage`` is asked for processes it cannot use.
+
+    Args:
+        method: the run's method.
+        stage: the stage.
+        nproc: the processes asked for (default: the run's ``nproc``).
+    """
+    nproc = method.run.nproc if nproc is None else nproc
+    if nproc > 1 and stage not in method.data_parallel:
         raise ConfigError(
             f"{method.name} does not train its {stage} stage data-parallel; "
-            f"--nproc {method.run.nproc} applies to: {data_parallel_methods()}"
+            f"--nproc and --workers apply to: {data_parallel_methods()}"
         )
 
 
@@ -97,10 +104,15 @@ def pretrain_processes(config_json: str, method: Method, ctx: StageContext) -> P
                 f"pretrain in {nproc} processes failed (exit code {proc.returncode}): "
                 + worker_error(proc.stdout)
             )
-        result = load_pretrain(out)
-        for key, points in json.loads((out / CURVES_FILE).read_text()).items():
-            for step, value in points:
-                ctx.curves.log(step, **{key: value})
+        return read_back(out, ctx)
+
+
+def read_back(out: Path, ctx: StageContext) -> PretrainOut:
+    """Rank 0's saved output, with its curves added to ``ctx.curves``."""
+    result = load_pretrain(out)
+    for key, points in json.loads((out / CURVES_FILE).read_text()).items():
+        for step, value in points:
+            ctx.curves.log(step, **{key: value})
     return result
 
 
