@@ -37,7 +37,7 @@ BareLoop = Callable[[Any, Any, torch.device, int], float]
 
 
 def _images(data: Any, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(data.x).to(device)
+    return torch.from_numpy(data.float_images()).to(device)
 
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -100,3 +100,23 @@ def test_bad_grid_fails_before_running(tmp_path: Path) -> None:
     bad = _dcflow(["compare", "--methods", "aspc-da", "--seeds", "x", "--out", "c"], tmp_path)
     assert bad.returncode == 2 and "--seeds" in bad.stderr
     assert not (tmp_path / "c" / "runs").exists()
+
+
+def test_the_ledger_resumes_a_comparison_without_its_mlflow_store(
+    resumed: tuple[Path, dict, str], tmp_path: Path
+) -> None:
+    root, _, _ = resumed
+    ledger = json.loads((root / "cmp" / "records.json").read_text())
+    assert len(ledger) == 4 and {r["seed"] for r in ledger} == {0, 1}
+    moved = tmp_path / "cmp"  # another machine: a fresh cwd, so a fresh .dcflow/mlflow.db
+    moved.mkdir()
+    for name in ("records.json", "comparison.json"):
+        (moved / name).write_bytes((root / "cmp" / name).read_bytes())
+    again = _dcflow(ARGS, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((moved / "counts.json").read_text()) == {"reused": 4, "ran": 0, "failed": 0}
+    assert (moved / "results.md").read_text() == (root / "cmp" / "results.md").read_text()
+    assert "4 from" in again.stderr and not (moved / "confusion_digits.png").exists()
+    (moved / "records.json").write_text("{broken")
+    bad = _dcflow(ARGS, tmp_path)
+    assert bad.returncode == 3 and "not a comparison ledger" in bad.stderr

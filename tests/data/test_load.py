@@ -46,16 +46,17 @@ def test_fake_has_three_classes_and_a_split() -> None:
 def test_npz_uint8_grayscale(write_npz: WriteNpz) -> None:
     x = _imgs()
     ds = load_dataset(DatasetConfig(name=f"npz:{write_npz(x=x, y=_labels())}"))
-    assert ds.x.shape == (12, 1, 6, 5) and ds.x.dtype == np.float32
-    assert np.allclose(ds.x[:, 0], x / 255.0)
+    assert ds.x.shape == (12, 1, 6, 5) and ds.x.dtype == np.uint8  # uint8 until the batch
+    assert np.array_equal(ds.x[:, 0], x)
+    assert np.array_equal(ds.float_images()[:, 0], x / np.float32(255.0))
     assert ds.n_clusters == 3 and ds.y is not None and ds.y.dtype == np.int64
 
 
 def test_npz_uint8_rgb_goes_channels_first(write_npz: WriteNpz) -> None:
     x = np.random.default_rng(1).integers(0, 256, size=(4, 6, 5, 3), dtype=np.uint8)
     ds = load_dataset(DatasetConfig(name=f"npz:{write_npz(x=x)}", n_clusters=2))
-    assert ds.x.shape == (4, 3, 6, 5)
-    assert np.allclose(ds.x[2, 1], x[2, :, :, 1] / 255.0)
+    assert ds.x.shape == (4, 3, 6, 5) and ds.x.dtype == np.uint8
+    assert np.array_equal(ds.x[2, 1], x[2, :, :, 1])
     assert ds.y is None and ds.n_clusters == 2
 
 
@@ -212,9 +213,9 @@ def test_usps_from_data_dir(tmp_path: Path) -> None:
     y = np.tile(np.arange(10), 12)
     np.savez(tmp_path / "usps.npz", x=x, y=y, n_train=np.int64(90))
     ds = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path)))
-    assert ds.x.shape == (120, 1, 16, 16) and ds.x.dtype == np.float32
+    assert ds.x.shape == (120, 1, 16, 16) and ds.x.dtype == np.uint8
     assert ds.n_clusters == 10
-    np.testing.assert_array_equal(ds.x[:, 0], x / np.float32(255.0))
+    np.testing.assert_array_equal(ds.x[:, 0], x)
     train = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path), split="train"))
     test = load_dataset(DatasetConfig(name="usps", data_dir=str(tmp_path), split="test"))
     assert (train.n, test.n) == (90, 30)

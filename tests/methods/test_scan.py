@@ -133,7 +133,7 @@ def test_model_selection_keeps_the_argmin(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_simclr_loss_goes_down() -> None:
     cfg_run = build_run_config("scan", get_method("scan").Config, {"name": "fake"})
-    x = torch.from_numpy(load_dataset(cfg_run.dataset).x)
+    x = torch.from_numpy(load_dataset(cfg_run.dataset).float_images())
     model = build_model(ModelConfig(backbone="small_cnn", widths=[8, 16]), (1, 8, 8), 3, 0)
     cfg = SimCLRConfig(epochs=6, batch_size=100, optimizer="adam", lr=3e-3, temperature=0.5)
     m = simclr_train(model, x, cfg, torch.Generator().manual_seed(0), Curves())

@@ -10,8 +10,18 @@ import numpy as np
 
 from dcflow import tracking
 from dcflow.compare import figures, ranking
-from dcflow.compare.report import Record, aggregate, records_from_runs, write_csv, write_markdown
-from dcflow.errors import DataError
+from dcflow.compare.report import (
+    LEDGER,
+    Record,
+    aggregate,
+    load_ledger,
+    merge_records,
+    records_from_runs,
+    save_ledger,
+    write_csv,
+    write_markdown,
+)
+from dcflow.errors import DataError, ServiceError
 from dcflow.progress import emit
 
 PREDICTIONS = "predictions.csv"
@@ -69,6 +79,10 @@ def build_report(
 ) -> list[Path]:
     """Write results.csv, results.md, ranking.csv and the plots into ``out``; log them to MLflow.
 
+    The runs come from MLflow and from ``out/records.json``, the ledger of an earlier report: a
+    run recorded there still counts when the MLflow store that held it is gone (a comparison
+    resumed on another machine), though without its plots. The merged ledger is written back.
+
     Runs without labels appear with ``–`` for the label metrics, in the label-free ranking and
     in the embedding plots; ``acc.png`` shows the labelled rows (none: not written).
 
@@ -76,22 +90,36 @@ def build_report(
         DataError: MLflow holds no finished run for this experiment / comparison.
     """
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    records = records_from_runs(tracking.pipeline_runs(uri, experiment, comparison))
+    ledger = load_ledger(out / LEDGER)
+    try:
+        tracked = records_from_runs(tracking.pipeline_runs(uri, experiment, comparison))
+    except ServiceError:
+        if not ledger:  # no experiment, and no ledger to report from
+            raise
+        tracked = []
+    kept = [r for r in ledger if r.run_id not in {t.run_id for t in tracked}]
+    records = merge_records(kept, tracked)
     if not records:
         which = f"comparison {comparison!r} in " if comparison else ""
         raise DataError(f"no finished runs for {which}experiment {experiment!r} at {uri}")
-    emit(f"report from {len(records)} runs in MLflow ({uri})")
+    emit(f"report from {len(tracked)} runs in MLflow ({uri}) and {len(records) - len(tracked)} "
+         f"from {out / LEDGER}" if len(records) > len(tracked) else
+         f"report from {len(records)} runs in MLflow ({uri})")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    files = [save_ledger(records, out / LEDGER)]
     rows = aggregate(records)
     header = f"# dcflow comparison {comparison or '(all runs)'}, experiment {experiment}"
-    files = [write_csv(rows, out / "results.csv")]
+    files.append(write_csv(rows, out / "results.csv"))
     files.append(write_markdown(rows, out / "results.md", header, records))
     files.append(ranking.write_csv(records, out / "ranking.csv"))
     labelled = [row for row in rows if "acc_mean" in row]
     if labelled:
         files.append(figures.acc_bars(labelled, out / "acc.png"))
     with tempfile.TemporaryDirectory(prefix="dcflow-report-") as tmp:
-        files += _per_dataset_plots(uri, records, out, Path(tmp))
+        in_mlflow = {r.run_id for r in tracked}  # a ledger-only run has no artifacts to plot
+        files += _per_dataset_plots(
+            uri, [r for r in records if r.run_id in in_mlflow], out, Path(tmp)
+        )
     if log_to_mlflow and comparison:
         params = {"methods": ",".join(sorted({r.method for r in records}))}
         params["datasets"] = ",".join(sorted({r.dataset for r in records}))

@@ -7,9 +7,10 @@ the tracking server alone. The paper's figure is printed beside ours where the p
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 from dcflow.artifacts import atomic_path
 from dcflow.compare import ranking
 from dcflow.compare.tuning import tuned_on
+from dcflow.errors import DataError
 
 HELDOUT = ("heldout_acc", "heldout_nmi", "heldout_ari", "heldout_ece")
 METRICS = ("acc", "nmi", "ari", "ece", "wall_seconds", *HELDOUT)
@@ -68,10 +70,45 @@ def records_from_runs(runs: list[dict[str, Any]]) -> list[Record]:
             continue
         rec = Record(
             t["method"], t["dataset"], int(t.get("seed", 0)), r["metrics"], r["run_id"],
+            start_time=int(r["start_time"] or 0),
             split=t.get("split", "all"), eval_split=t.get("eval_split", ""),
             options=t.get("options", "on"), proba_kind=t.get("proba_kind", "model"),
         )  # fmt: skip
         latest[(rec.cell, rec.seed)] = rec
+    return sorted(latest.values(), key=lambda r: (*r.cell, r.seed))
+
+
+LEDGER = "records.json"
+"""A comparison's finished runs (tags and metrics, no artifacts) in its ``--out`` directory."""
+
+
+def save_ledger(records: Sequence[Record], path: Path) -> Path:
+    """Write ``records`` as JSON (atomically): what a later ``compare`` resumes from."""
+    rows = [asdict(r) for r in sorted(records, key=lambda r: (*r.cell, r.seed))]
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(rows, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def load_ledger(path: Path) -> list[Record]:
+    """The records of a ledger file; none when it does not exist.
+
+    Raises:
+        DataError: the file is not a ledger written by :func:`save_ledger`.
+    """
+    if not path.is_file():
+        return []
+    try:
+        return [Record(**row) for row in json.loads(path.read_text())]
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path}: not a comparison ledger ({exc})") from None
+
+
+def merge_records(*groups: Sequence[Record]) -> list[Record]:
+    """One record per cell and seed: the latest start time wins (MLflow's over a ledger's copy)."""
+    latest: dict[tuple[tuple[str, ...], int], Record] = {}
+    for r in sorted((r for g in groups for r in g), key=lambda r: r.start_time):
+        latest[(r.cell, r.seed)] = r
     return sorted(latest.values(), key=lambda r: (*r.cell, r.seed))
 
 

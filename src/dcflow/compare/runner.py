@@ -1,7 +1,9 @@
 """Run the missing cells of a comparison grid, one ``dcflow run`` process per cell.
 
 A cell is done when its JSON summary exists (written atomically by ``dcflow run --json`` after the
-run finished and was logged), so an interrupted comparison resumes with the missing cells only.
+run finished and was logged) or when the comparison's ledger (``records.json``, written with every
+report) records it, so an interrupted comparison resumes with the missing cells only, on this
+machine or, with the ledger copied into ``--out``, on another.
 Each cell runs in its own process: a failing method cannot take the others down.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcflow.compare.plan import Plan, RunKey, summary_path
+from dcflow.compare.report import LEDGER, load_ledger
 from dcflow.compare.tuning import options_off
 from dcflow.errors import ConfigError
 from dcflow.progress import emit
@@ -67,10 +70,12 @@ def run_grid(plan: Plan, out: Path) -> Outcome:
     """Run every cell without a summary; report progress on stderr."""
     outcome = Outcome()
     keys = plan.keys()
+    ledger = {(r.method, r.dataset, r.seed, r.options) for r in load_ledger(out / LEDGER)}
     for i, key in enumerate(keys, 1):
         label = f"[{i}/{len(keys)}] {key.method} on {key.dataset} seed {key.seed}"
         label += "" if key.options == "on" else f" (options {key.options})"
-        if summary_path(out, key).is_file():
+        recorded = (key.method, key.dataset, key.seed, key.options) in ledger
+        if recorded or summary_path(out, key).is_file():
             outcome.reused.append(key)
             emit(f"{label}: done earlier, reused")
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dcflow.config import DatasetConfig
-from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_float_images
+from dcflow.data.base import Dataset, check_labels, resolve_clusters, to_images
 from dcflow.data.images import DecodeSettings, is_image_source, load_image_source
 from dcflow.data.npz import read_npz
 from dcflow.data.registry import get_dataset_loader
@@ -39,7 +39,8 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         cfg: dataset section of the run config.
 
     Returns:
-        The pooled (or split) dataset as float32 images with labels when the source has them.
+        The pooled (or split) dataset: uint8 (or float32) ``[N, C, H, W]`` images, with labels
+        when the source has them.
 
     Raises:
         DataError: for any problem with the data, in one line.
@@ -59,7 +60,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     else:
         source = cfg.name
         x_raw, y_raw, n_train = get_dataset_loader(cfg.name)(cfg.data_dir)
-    x = to_float_images(np.asarray(x_raw), source)
+    x = to_images(np.asarray(x_raw), source)
     y = check_labels(y_raw, x.shape[0], source)
     index = np.arange(x.shape[0], dtype=np.int64)
     if cfg.split != "all":
@@ -77,4 +78,4 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         )
     k = resolve_clusters(y, x.shape[0], cfg.n_clusters, source)
     files = files[index] if files is not None else None
-    return Dataset(cfg.name, np.ascontiguousarray(x), y, index, k, files)
+    return Dataset(cfg.name, x, y, index, k, files)

@@ -1,7 +1,10 @@
 """The in-memory dataset every stage works on, and its validation.
 
-Images are kept as float32 ``[N, C, H, W]`` in ``[0, 1]``; ``index`` maps each row back to the
-position in the source file, so predictions can always be joined to the user's data.
+Images stay as the source gave them, uint8 (or float32 in ``[0, 1]``), shaped ``[N, C, H, W]``: a
+channels-last source is a strided view, never a copy, so a memory-mapped pool stays on disk until
+a batch reads it. :class:`dcflow.data.bank.ImageBank` turns batches into float32 on the device.
+``index`` maps each row back to the position in the source file, so predictions can always be
+joined to the user's data.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ class Dataset:
 
     Attributes:
         name: dataset name as given by the user.
-        x: float32 images ``[N, C, H, W]`` in ``[0, 1]``.
+        x: images ``[N, C, H, W]``, uint8 (``/255`` per batch) or float32 in ``[0, 1]``.
         y: int64 labels ``[N]`` or ``None``; only ``evaluate`` may read them.
         index: int64 ``[N]`` positions in the source data.
         n_clusters: number of clusters K.
@@ -45,19 +48,29 @@ class Dataset:
         c, h, w = self.x.shape[1:]
         return int(c), int(h), int(w)
 
-    def fingerprint(self) -> str:
-        """sha256 of the pixels and index: identifies the data for the weights cache."""
+    def fingerprint(self, chunk: int = 8192) -> str:
+        """sha256 of the pixels (in ``[N, C, H, W]`` order, by chunks of rows) and index.
+
+        Identifies the data for the weights cache; chunks keep a memory-mapped pool off the heap.
+        """
         digest = hashlib.sha256()
-        digest.update(str(self.x.shape).encode())
-        digest.update(np.ascontiguousarray(self.x).tobytes())
+        digest.update(f"{self.x.shape}{self.x.dtype}".encode())
+        for start in range(0, self.n, chunk):
+            digest.update(np.ascontiguousarray(self.x[start : start + chunk]).tobytes())
         digest.update(np.ascontiguousarray(self.index).tobytes())
         return digest.hexdigest()
 
+    def float_images(self, rows: int | slice | np.ndarray = slice(None)) -> np.ndarray:
+        """float32 images in ``[0, 1]`` of ``rows`` (small reads: tiles, raw-pixel scores)."""
+        x = self.x[rows]
+        return x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x
 
-def to_float_images(x: np.ndarray, source: str) -> np.ndarray:
-    """Validate raw images and convert them to float32 ``[N, C, H, W]`` in ``[0, 1]``.
 
-    Accepts uint8 ``[N, H, W]`` / ``[N, H, W, C]`` (divided by 255) or floats already in ``[0, 1]``.
+def to_images(x: np.ndarray, source: str) -> np.ndarray:
+    """Validate raw images and return them as ``[N, C, H, W]`` without converting the pixels.
+
+    Accepts uint8 ``[N, H, W]`` / ``[N, H, W, C]`` (kept uint8; a channels-last array becomes a
+    strided view, not a copy) or floats already in ``[0, 1]`` (kept as float32).
 
     Raises:
         DataError: wrong dtype or shape, empty data, NaN/inf, or float values outside ``[0, 1]``.
@@ -69,7 +82,7 @@ def to_float_images(x: np.ndarray, source: str) -> np.ndarray:
     if x.ndim == 4 and x.shape[3] not in (1, 3):
         raise DataError(f"{source}: x has {x.shape[3]} channels; expected 1 or 3 (channels last)")
     if x.dtype == np.uint8:
-        out = x.astype(np.float32) / 255.0
+        out = x
     elif np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise DataError(f"{source}: x contains NaN or infinite values")
@@ -78,11 +91,7 @@ def to_float_images(x: np.ndarray, source: str) -> np.ndarray:
         out = x.astype(np.float32)
     else:
         raise DataError(f"{source}: x must be uint8 (or float in [0, 1]), got {x.dtype}")
-    if out.ndim == 3:
-        out = out[:, None, :, :]
-    else:
-        out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-    return out
+    return out[:, None, :, :] if out.ndim == 3 else out.transpose(0, 3, 1, 2)
 
 
 def check_labels(y: np.ndarray | None, n: int, source: str) -> np.ndarray | None:

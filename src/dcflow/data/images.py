@@ -32,6 +32,7 @@ import numpy as np
 
 from dcflow.artifacts import atomic_path
 from dcflow.data import remote
+from dcflow.data.npz import mmap_member
 from dcflow.errors import DataError
 from dcflow.progress import Progress, emit
 
@@ -387,7 +388,9 @@ def load_image_source(
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as a:
             y = a["y"] if "y" in a.files else None
-            return ImageSource(a["x"], y, a["files"], tuple(a["classes"].tolist()))
+            x = mmap_member(cached, "x")  # uncompressed: the pool stays on disk until read
+            x = a["x"] if x is None else x
+            return ImageSource(x, y, a["files"], tuple(a["classes"].tolist()))
     emit(f"  reading {len(listed.paths)} images from {listed.where}")
     src = decode_files(listed, hashes, settings)
     cached.parent.mkdir(parents=True, exist_ok=True)

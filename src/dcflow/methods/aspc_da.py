@@ -41,6 +41,7 @@ from pydantic import Field
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.config import StrictModel
+from dcflow.data.bank import ImageBank, Images
 from dcflow.errors import StageError
 from dcflow.handoff import (
     ClusterInitOut,
@@ -124,7 +125,7 @@ class ASPCDA(Method):
         """ASPC-DA assigns to the nearest frozen centre: no probabilities, no ECE."""
         return "none"
 
-    def _flat(self, ctx: StageContext) -> torch.Tensor:
+    def _flat(self, ctx: StageContext) -> ImageBank:
         return ctx.images().reshape(ctx.data.n, -1)
 
     def _model(self, ctx: StageContext) -> AutoEncoder:
@@ -188,7 +189,7 @@ class ASPCDA(Method):
         return SelectionOut(_selection(weights.numpy(), lam, 0), metrics)
 
     def _relabel(
-        self, model: AutoEncoder, x: torch.Tensor, mu: torch.Tensor
+        self, model: AutoEncoder, x: Images, mu: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = model.embed(x)
         losses, labels = squared_distances(z, mu).min(1)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from dcflow.config import RunConfig, StrictModel, validate_model
 from dcflow.data import Dataset
+from dcflow.data.bank import ImageBank
 from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.progress import Curves
 
@@ -48,16 +49,16 @@ class StageContext:
     seed: int
     weights: Path | None = None
     curves: Curves = field(default_factory=Curves)
-    _images: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _images: ImageBank | None = field(default=None, init=False, repr=False)
 
-    def images(self) -> torch.Tensor:
-        """The dataset ``[N, C, H, W]`` as one tensor on ``device``, copied once per stage.
+    def images(self) -> ImageBank:
+        """The dataset ``[N, C, H, W]`` as float32 batches on ``device`` (one bank per stage).
 
-        On CPU it shares memory with ``data.x`` (``torch.from_numpy``), as every caller's own
-        copy did before; on a GPU the host-to-device copy happens on the first call only.
+        The pixels stay uint8: on CPU the bank shares memory with ``data.x``; on a GPU a pool
+        that fits is copied there once (uint8), a larger one streams from pinned host memory.
         """
         if self._images is None:
-            self._images = torch.from_numpy(self.data.x).to(self.device)
+            self._images = ImageBank(self.data.x, self.device)
         return self._images
 
     def generator(self, offset: int = 0) -> torch.Generator:

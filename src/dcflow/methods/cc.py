@@ -40,6 +40,7 @@ from dcflow.clustering.merge import (
     nearest_neighbors,
 )
 from dcflow.config import StrictModel
+from dcflow.data.bank import ImageBank, Images, stream
 from dcflow.errors import StageError
 from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut
 from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
@@ -151,12 +152,12 @@ class CC(Method):
         a = self.cfg.augment
         return CCView(size=self.cfg.model.image_size, **a.model_dump())
 
-    def images(self, ctx: StageContext) -> torch.Tensor:
+    def images(self, ctx: StageContext) -> ImageBank:
         """All pool images ``[N, C, H, W]`` on the device (one tensor, no loader)."""
         return ctx.images()
 
     @torch.no_grad()
-    def infer(self, model: CCNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def infer(self, model: CCNetwork, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode ``z`` ``[N, m]`` and ``p`` ``[N, K]`` on test views (resize only)."""
         was_training = model.training
         model.eval()
@@ -186,9 +187,9 @@ class CC(Method):
         seen, t0 = 0, time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             total, count = torch.zeros((), device=ctx.device), 0
-            for batch in epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device):
-                idx = D.shard(batch)
-                loss = self._cc_step(model, x[idx], aug, aug_gen)
+            parts = epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device)
+            for idx, xb in stream(x, (D.shard(batch) for batch in parts)):
+                loss = self._cc_step(model, xb, aug, aug_gen)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 D.average_gradients(model)

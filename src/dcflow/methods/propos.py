@@ -42,6 +42,7 @@ import torch
 
 from dcflow.clustering import KMeans, nonempty_clusters, squared_distances
 from dcflow.clustering.metrics import cluster_acc
+from dcflow.data.bank import stream
 from dcflow.errors import StageError, WeightsError
 from dcflow.handoff import ClusterInitOut, PredictOut, PretrainOut, RefineOut, SelectionOut
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
@@ -168,16 +169,16 @@ class ProPos(Method):
         sums: dict[str, torch.Tensor] = {}
         own_gen = D.process_generator(gen)  # same batches on every process, own views and noise
         net.train()
-        for i, batch in enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device)):
-            if batch.numel() < 2 * D.world().size:  # BatchNorm needs two samples per process
-                continue
-            idx = D.shard(batch)
+        parts = enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device))
+        kept = [(i, D.shard(b)) for i, b in parts if b.numel() >= 2 * D.world().size]  # BatchNorm
+        shards = stream(x, (idx for _, idx in kept))  # needs two samples per process
+        for (i, _), (idx, xb) in zip(kept, shards, strict=True):
             step = (epoch - 1) * iters + i
             lr = learning_rate(step / iters, base_lr, t.warmup_epochs, t.epochs, o.eta_min)
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_factor"]
             y = labels[idx] if use_psl and labels is not None else None
-            terms = self._step_losses(net, x[idx], y, ctx.data.n_clusters, sigma, own_gen)
+            terms = self._step_losses(net, xb, y, ctx.data.n_clusters, sigma, own_gen)
             loss = torch.stack(list(terms.values())).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from dcflow.clustering.calibration import agreement_temperature, ensemble_proba
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.handoff import (
     ClusterInitOut,
@@ -219,7 +220,7 @@ class RUC(SCAN):
 
     @staticmethod
     def _ensemble(
-        nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor, temperature: float = 1.0
+        nets: tuple[ClusterModel, ClusterModel], x: Images, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode ensemble: probabilities ``(p1 + p2) / 2`` and labels ``argmax(z1 + z2)``.
 
@@ -229,14 +230,14 @@ class RUC(SCAN):
         return ensemble_proba(z1, z2, temperature), (z1 + z2).argmax(1)
 
     @staticmethod
-    def _temperature(nets: tuple[ClusterModel, ClusterModel], x: torch.Tensor) -> float:
+    def _temperature(nets: tuple[ClusterModel, ClusterModel], x: Images) -> float:
         """Label-free temperature (:func:`~dcflow.clustering.calibration.agreement_temperature`)."""
         return agreement_temperature(predict(nets[0], x)[0][0], predict(nets[1], x)[0][0])
 
     def _result(
         self,
         nets: tuple[ClusterModel, ClusterModel],
-        x: torch.Tensor,
+        x: Images,
         state: CoState,
         history: list[dict[str, Any]],
     ) -> RefineOut:

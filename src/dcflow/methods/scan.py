@@ -39,6 +39,7 @@ from pydantic import Field
 from dcflow.clustering.knn_mining import mine_neighbors
 from dcflow.clustering.merge import fine_count, merged_proba
 from dcflow.config import StrictModel
+from dcflow.data.bank import ImageBank
 from dcflow.errors import WeightsError
 from dcflow.handoff import (
     ClusterInitOut,
@@ -145,7 +146,7 @@ class SCAN(Method):
     pretrain_sections = ("model", "simclr")
     cfg: SCANConfig
 
-    def _pool(self, ctx: StageContext) -> torch.Tensor:
+    def _pool(self, ctx: StageContext) -> ImageBank:
         return ctx.images()
 
     def _model(self, ctx: StageContext, n_heads: int, n_clusters: int = 0) -> ClusterModel:

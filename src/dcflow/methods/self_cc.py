@@ -58,6 +58,7 @@ import torch
 from dcflow.clustering import KMeans
 from dcflow.clustering.merge import fine_count, merge_labels
 from dcflow.clustering.metrics import cluster_acc
+from dcflow.data.bank import ImageBank
 from dcflow.errors import StageError
 from dcflow.handoff import (
     ClusterInitOut,
@@ -107,7 +108,7 @@ class SelfCC(Method):
     pretrain_sections = ("pretrain",)
     cfg: SelfCCConfig
 
-    def _flat(self, ctx: StageContext) -> torch.Tensor:
+    def _flat(self, ctx: StageContext) -> ImageBank:
         return ctx.images().reshape(ctx.data.n, -1)
 
     def _autoencoder(self, ctx: StageContext, load: bool) -> AutoEncoder:

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from dcflow.data.bank import Images
 from dcflow.errors import WeightsError
 from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, Selection, StateDict
 from dcflow.losses.self_cc import module_update_loss
@@ -22,7 +23,7 @@ from dcflow.transforms import RandomAffine
 
 
 def make_views(
-    images: torch.Tensor, count: int, aug: RandomAffine, gen: torch.Generator, chunk: int = 8192
+    images: Images, count: int, aug: RandomAffine, gen: torch.Generator, chunk: int = 8192
 ) -> torch.Tensor:
     """``count`` random affine views of each image, stored as uint8 (pitfall 11).
 
@@ -48,7 +49,7 @@ def make_views(
 
 def update_module(
     module: ClusteringModule,
-    x: torch.Tensor,
+    x: Images,
     target: torch.Tensor,
     cfg: UpdateConfig,
     gen: torch.Generator,
@@ -112,7 +113,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 def refine_output(
     module: ClusteringModule,
-    x: torch.Tensor,
+    x: Images,
     res: RTDSResult,
     picks: list[Pick],
     history: list[dict[str, float]],
@@ -151,7 +152,7 @@ def predict_module(
     init: ClusterInitOut,
     final: RefineOut | None,
     m: float,
-    x: torch.Tensor,
+    x: Images,
 ) -> PredictOut:
     """Assign new images ``x`` ``[M, D]`` as the fit did: ``argmax U`` of the clustering module.
 

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcflow.data.bank import Images
 from dcflow.losses.self_cc import mixmatch_loss, mixup_lambda, sharpen, warmup_loss
 from dcflow.methods.self_cc_config import RTDSConfig
 from dcflow.models.self_cc import image_classifier, mlp_classifier
@@ -52,7 +53,7 @@ def _optimizer(net: nn.Module, cfg: RTDSConfig) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def _proba(net: nn.Module, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def _proba(net: nn.Module, x: Images, chunk: int = 8192) -> torch.Tensor:
     """``softmax(net(x))`` ``[M, K]`` in eval mode; ``x`` ``[M, D]`` float or uint8 views."""
     net.eval()
     out = [torch.softmax(net(_float(x[i : i + chunk])), 1) for i in range(0, x.shape[0], chunk)]
@@ -192,7 +193,7 @@ def estimate_sigma(
 def run_rtds(
     views: torch.Tensor,
     labels: torch.Tensor,
-    x: torch.Tensor,
+    x: Images,
     k: int,
     cfg: RTDSConfig,
     gen: torch.Generator,

@@ -78,6 +78,7 @@ from dcflow.clustering import KMeans, squared_distances
 from dcflow.clustering.merge import MergeConfig
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, SelectionOut
 from dcflow.losses.uldc import c3_loss, evidence_tanh, evidential_loss, sdm_loss, uncertainty
@@ -180,7 +181,7 @@ class ULDC(CC):
         self,
         model: CCNetwork,
         opt: torch.optim.Optimizer,
-        x: torch.Tensor,
+        x: Images,
         aug: CCView,
         gen: torch.Generator,
     ) -> dict[str, float]:

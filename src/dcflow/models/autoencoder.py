@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dcflow.data.bank import Images
+
 
 def _mlp(dims: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -24,7 +26,7 @@ def _mlp(dims: list[int]) -> nn.Sequential:
 
 
 @torch.no_grad()
-def embed(encoder: nn.Module, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def embed(encoder: nn.Module, x: Images, batch_size: int = 4096) -> torch.Tensor:
     """Codes ``[N, d]`` of ``x`` ``[N, D]`` by ``encoder``, batched, in eval mode."""
     was = encoder.training
     encoder.eval()
@@ -52,6 +54,6 @@ class AutoEncoder(nn.Module):
         """Reconstruct ``x`` ``[B, D]`` -> ``[B, D]``."""
         return self.decoder(self.encoder(x))
 
-    def embed(self, x: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+    def embed(self, x: Images, batch_size: int = 4096) -> torch.Tensor:
         """Codes ``[N, d]`` of ``x`` ``[N, D]``, batched, in eval mode."""
         return embed(self.encoder, x, batch_size)

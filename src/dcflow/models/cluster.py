@@ -16,6 +16,7 @@ from pydantic import Field
 from torch import nn
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import ImageBank, Images
 from dcflow.models.backbones import build_backbone
 
 
@@ -113,14 +114,17 @@ def build_model(
     return ClusterModel(backbone, cfg.proj_dim, n_clusters, n_heads, mean, std)
 
 
-def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_stats(x: Images) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std ``[C]`` of images ``[N, C, H, W]`` (std floored at 1e-3)."""
+    if isinstance(x, ImageBank):
+        mean, std = x.channel_stats()
+        return mean, std.clamp_min(1e-3)
     return x.mean((0, 2, 3)), x.std((0, 2, 3)).clamp_min(1e-3)
 
 
 @torch.no_grad()
 def predict(
-    model: ClusterModel, x: torch.Tensor, batch_size: int = 1024
+    model: ClusterModel, x: Images, batch_size: int = 1024
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eval-mode pass over ``x``.
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcflow.data.bank import Images
 from dcflow.errors import ConfigError
 from dcflow.models.backbones import Backbone, build_backbone
 
@@ -123,7 +124,7 @@ class ProPosNet(nn.Module):
         return q, k
 
     @torch.no_grad()
-    def embed_target(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def embed_target(self, x: Images, batch_size: int = 1024) -> torch.Tensor:
         """L2-normalised target embeddings ``[N, d]`` in eval mode (the E-step features)."""
         was_training = self.target.training
         self.target.eval()

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcflow.data.bank import Images
 from dcflow.losses.self_cc import log_membership
 from dcflow.models.autoencoder import embed
 from dcflow.models.backbones import build_backbone
@@ -88,7 +89,7 @@ class ClusteringModule(nn.Module):
         return log_membership(self.encoder(x), self.centers, self.m)
 
     @torch.no_grad()
-    def infer(self, x: torch.Tensor, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    def infer(self, x: Images, batch_size: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes ``[N, d]`` and memberships ``[N, K]`` of ``x`` ``[N, D]`` in eval mode."""
         z = embed(self.encoder, x, batch_size)
         return z, log_membership(z, self.centers, self.m).exp()

@@ -45,7 +45,7 @@ def _grid(data: Dataset, labels: np.ndarray, dist: np.ndarray, doubt: np.ndarray
         picks.append(members[np.argsort(-doubt[members], kind="stable")[:DOUBTFUL]])
         for start, rows in zip((0, NEAREST + 1), picks, strict=True):
             for m, i in enumerate(rows):
-                tile = np.round(data.x[i].transpose(1, 2, 0) * 255).astype(np.uint8)
+                tile = np.round(data.float_images(i).transpose(1, 2, 0) * 255).astype(np.uint8)
                 top, left = j * (h + 1), (start + m) * (w + 1)
                 mosaic[top : top + h, left : left + w] = tile
     return mosaic
@@ -62,7 +62,8 @@ def write_label_free(
     from PIL import Image
 
     k = data.n_clusters
-    z = embeddings.reshape(data.n, -1) if embeddings is not None else data.x.reshape(data.n, -1)
+    z = embeddings if embeddings is not None else data.float_images()
+    z = z.reshape(data.n, -1)
     dist = prototype_distances(np.asarray(z, dtype=np.float64), labels, k)
     conf = np.asarray(proba).max(1) if proba is not None else None
     names = data.files.tolist() if data.files is not None else data.index.tolist()

@@ -16,6 +16,7 @@ import torch
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.models import AutoEncoder
 from dcflow.progress import Progress
@@ -60,7 +61,7 @@ class AEPretrainConfig(StrictModel):
 
 def pretrain_autoencoder(
     model: AutoEncoder,
-    x: torch.Tensor,
+    x: Images,
     cfg: AEPretrainConfig,
     augment: Augment | None,
     gen: torch.Generator,

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.losses.mixmatch import (
     mixup,
@@ -142,7 +143,7 @@ def ruc_pass(
     net: ClusterModel,
     peer: ClusterModel,
     opt: torch.optim.Optimizer,
-    x: torch.Tensor,
+    x: Images,
     state: CoState,
     peer_conf: torch.Tensor,
     epoch: int,

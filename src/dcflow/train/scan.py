@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.losses.scan import entropy, scan_loss
 from dcflow.models.cluster import ClusterModel, predict
@@ -86,7 +87,7 @@ def validation_loss(
 def _scan_epoch(
     model: ClusterModel,
     opt: torch.optim.Optimizer,
-    x: torch.Tensor,
+    x: Images,
     neighbors: torch.Tensor,
     cfg: ScanConfig,
     gen: torch.Generator,
@@ -113,7 +114,7 @@ def _scan_epoch(
 
 def scan_train(
     model: ClusterModel,
-    x: torch.Tensor,
+    x: Images,
     neighbors: torch.Tensor,
     cfg: ScanConfig,
     gen: torch.Generator,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.losses.scan import selflabel_loss
 from dcflow.models.cluster import ClusterModel
@@ -39,7 +40,7 @@ class SelfLabelConfig(StrictModel):
 
 
 def selflabel_train(
-    model: ClusterModel, x: torch.Tensor, cfg: SelfLabelConfig, gen: torch.Generator, curves: Curves
+    model: ClusterModel, x: Images, cfg: SelfLabelConfig, gen: torch.Generator, curves: Curves
 ) -> dict[str, float]:
     """Fine-tune the one-head ``model`` in place on its own confident predictions.
 

@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 
 from dcflow.config import StrictModel
+from dcflow.data.bank import Images, stream
 from dcflow.errors import StageError
 from dcflow.losses.ntxent import ntxent_loss
 from dcflow.models.cluster import ClusterModel
@@ -56,7 +57,7 @@ class SimCLRConfig(StrictModel):
 
 def simclr_train(
     model: ClusterModel,
-    x: torch.Tensor,
+    x: Images,
     cfg: SimCLRConfig,
     gen: torch.Generator,
     curves: Curves,
@@ -76,9 +77,8 @@ def simclr_train(
         if cfg.cosine:
             set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs, cfg.lr * 0.1**3))
         total, count = torch.zeros((), device=x.device), 0
-        for batch in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
-            idx = D.shard(batch)
-            xb = x[idx]
+        parts = batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last)
+        for idx, xb in stream(x, (D.shard(batch) for batch in parts)):
             views = torch.cat(
                 [random_view(xb, cfg.view, view_gen), random_view(xb, cfg.view, view_gen)]
             )

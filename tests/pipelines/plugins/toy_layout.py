@@ -15,7 +15,7 @@ class _Toy(Method):
     paper: str = "test double"
 
     def cluster_init(self, ctx: StageContext) -> ClusterInitOut:
-        x = torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1))
+        x = torch.from_numpy(ctx.data.float_images().reshape(ctx.data.n, -1))
         km = KMeans(ctx.data.n_clusters, n_init=2, seed=ctx.seed)
         labels = km.fit_predict(x)
         d = torch.cdist(x, km.cluster_centers_)
@@ -35,7 +35,7 @@ class _Toy(Method):
     def predict(
         self, ctx: StageContext, init: ClusterInitOut, final: RefineOut | None
     ) -> PredictOut:
-        x = torch.from_numpy(ctx.data.x.reshape(ctx.data.n, -1))
+        x = torch.from_numpy(ctx.data.float_images().reshape(ctx.data.n, -1))
         d = torch.cdist(x, torch.from_numpy(init.centers))
         return PredictOut(d.argmin(1), proba=torch.softmax(-d / d.mean(), dim=1))
 
