@@ -30,6 +30,20 @@ def test_methods_and_datasets_list(capsys: pytest.CaptureFixture[str]) -> None:
         assert name in out
 
 
+def test_python_dash_m_dcflow_is_the_same_command() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcflow", "methods"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "aspc-da" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "dcflow", "run", "nope"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
 def test_config_shows_preset_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "aspc-da", "--set", "refine.tol=0.01", "--seed", "4"]) == 0
     out = capsys.readouterr().out

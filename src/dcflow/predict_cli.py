@@ -87,7 +87,7 @@ def predict_to_csv(
             dataset = {**inherited, **dataset}
         result = predict_arrays(root, record, dataset, Path(tmp) / "out")
         k = run_clusters(root, record)
-    data = load_dataset(DatasetConfig.model_validate({**dataset, "n_clusters": k}))
+    data = load_dataset(DatasetConfig.model_validate({**dataset, "n_clusters": k}), fit=False)
     labels = np.asarray(result.labels)
     proba = np.asarray(result.proba) if result.proba is not None else None
     write_predictions(out, data.index, data.y, labels, proba, data.files)

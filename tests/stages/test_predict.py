@@ -64,6 +64,21 @@ def test_predict_from_the_run_directory_reproduces_the_fit(
     assert json.loads((root / "p.json").read_text())["n_samples"] == 1438
 
 
+def test_predict_takes_fewer_images_than_clusters(
+    fitted: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from sklearn.datasets import load_digits
+
+    root, summary = fitted
+    monkeypatch.chdir(root)
+    np.savez(root / "four.npz", x=(load_digits().images[:4] / 16.0).astype(np.float32))
+    argv = ["predict", summary["artifacts"], "--dataset", f"npz:{root / 'four.npz'}"]
+    assert main([*argv, "--out", "four.csv"]) == 0  # 4 images, K = 10: assigning needs no K
+    assert "predicted 4 images" in capsys.readouterr().out
+    fit = _clusters(summary["predictions"])
+    assert _clusters(root / "four.csv") == {i: fit[i] for i in range(4)}
+
+
 def test_predict_from_mlflow_and_as_a_pyfunc(
     fitted: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:

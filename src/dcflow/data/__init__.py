@@ -32,11 +32,13 @@ def split_rows(
     return slice(0, n_train) if split == "train" else slice(n_train, None)
 
 
-def load_dataset(cfg: DatasetConfig) -> Dataset:
+def load_dataset(cfg: DatasetConfig, fit: bool = True) -> Dataset:
     """Load, validate, split and (optionally) subsample a dataset.
 
     Args:
         cfg: dataset section of the run config.
+        fit: the data will be clustered, so it needs at least K samples; ``False`` for data a
+            fitted model assigns (``predict``), where one image is enough.
 
     Returns:
         The pooled (or split) dataset: uint8 (or float32) ``[N, C, H, W]`` images, with labels
@@ -76,6 +78,6 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
             "dataset.n_clusters=auto reached a stage: run it through `dcflow run` (which sweeps "
             "K first) or give an integer (see `dcflow sweep-k`)"
         )
-    k = resolve_clusters(y, x.shape[0], cfg.n_clusters, source)
+    k = resolve_clusters(y, x.shape[0] if fit else None, cfg.n_clusters, source)
     files = files[index] if files is not None else None
     return Dataset(cfg.name, x, y, index, k, files)

@@ -108,14 +108,19 @@ def check_labels(y: np.ndarray | None, n: int, source: str) -> np.ndarray | None
     return y.astype(np.int64)
 
 
-def resolve_clusters(y: np.ndarray | None, n: int, requested: int | None, source: str) -> int:
-    """Number of clusters: the requested one, else the number of distinct labels."""
+def resolve_clusters(
+    y: np.ndarray | None, n: int | None, requested: int | None, source: str
+) -> int:
+    """Number of clusters: the requested one, else the number of distinct labels.
+
+    ``n`` is the number of samples to cluster (at least K); ``None`` skips that check.
+    """
     if requested is None:
         if y is None:
             raise DataError(f"{source}: no labels to infer K from; set dataset.n_clusters")
         requested = int(np.unique(y).size)
         if requested < 2:
             raise DataError(f"{source}: labels hold a single class; clustering needs at least 2")
-    if n < requested:
+    if n is not None and n < requested:
         raise DataError(f"{source}: {n} samples is fewer than {requested} clusters")
     return requested

@@ -70,10 +70,10 @@ def seed_everything(seed: int, threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def load_run(config_json: str) -> tuple[RunConfig, Dataset]:
-    """Parse the config and load the dataset (with labels)."""
+def load_run(config_json: str, fit: bool = True) -> tuple[RunConfig, Dataset]:
+    """Parse the config and load the dataset (with labels); ``fit=False``: any N (predict)."""
     cfg = RunConfig.from_json(config_json)
-    return cfg, load_dataset(cfg.dataset)
+    return cfg, load_dataset(cfg.dataset, fit=fit)
 
 
 def without_labels(data: Dataset) -> Dataset:

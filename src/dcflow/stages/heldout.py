@@ -32,7 +32,7 @@ def score_heldout(cfg: RunConfig, root: Path, record: dict[str, Any], out: Path)
     dataset = {**cfg.dataset.model_dump(), "split": split, "eval_split": None, "limit": None}
     emit(f"  held-out: assigning the {split} split with the fitted model")
     result = predict_arrays(root, record, dataset, out / "heldout")
-    data = load_dataset(DatasetConfig.model_validate(dataset))
+    data = load_dataset(DatasetConfig.model_validate(dataset), fit=False)
     metrics = cluster_metrics(data.y, result.labels, result.proba) if data.y is not None else {}
     shown = " ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3])
     emit(f"  held-out {split} (n={data.n}): {shown}")

@@ -97,7 +97,7 @@ def open_stage(
     """
     started = started or time.time()
     emit(f"start {name}")
-    cfg, data = load_run(config_json)
+    cfg, data = load_run(config_json, fit=name != "predict")
     method = get_method(cfg.method)(cfg)
     if declared and name not in method.stages:
         raise ConfigError(f"method {cfg.method} has no stage {name!r}")
