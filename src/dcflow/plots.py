@@ -52,9 +52,19 @@ def pca_2d(z: np.ndarray) -> np.ndarray:
     return zc @ vt[:2].T
 
 
+SCATTER_POINTS = 20000
+"""An embedding plot shows at most this many points: a fixed random sample of larger pools."""
+
+
 def embedding_png(z: np.ndarray, colours: np.ndarray, path: str | Path, title: str) -> Path:
-    """Scatter of a 2-D PCA of the embeddings, coloured by ``colours`` (classes or clusters)."""
+    """Scatter of a 2-D PCA of the embeddings, coloured by ``colours`` (classes or clusters).
+
+    Above :data:`SCATTER_POINTS` rows, PCA and scatter use a fixed random sample (seed 0).
+    """
     plt = _pyplot()
+    if z.shape[0] > SCATTER_POINTS:
+        pick = np.sort(np.random.default_rng(0).choice(z.shape[0], SCATTER_POINTS, replace=False))
+        z, colours = z[pick], colours[pick]
     xy = pca_2d(z.astype(np.float64)) if z.shape[1] > 2 else z
     fig, ax = plt.subplots(figsize=(5, 4.5), dpi=100)
     ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=2, cmap="tab10" if colours.max() < 10 else "tab20")

@@ -33,3 +33,18 @@ def test_scores_rank_separated_blobs_above_noise() -> None:
 def test_prototype_distances_are_to_the_cluster_mean() -> None:
     z = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 10.0]])
     assert prototype_distances(z, np.array([0, 0, 1]), 2).tolist() == [1.0, 1.0, 0.0]
+    rng = np.random.default_rng(0)
+    z, labels = rng.normal(size=(50, 3)), rng.integers(0, 4, 50)
+    whole = np.linalg.norm(z - np.stack([z[labels == j].mean(0) for j in range(4)])[labels], axis=1)
+    assert np.allclose(prototype_distances(z, labels, 4, chunk=7), whole)
+
+
+def test_prototype_distances_of_raw_pixels_read_the_dataset_in_chunks() -> None:
+    from dcflow.config import DatasetConfig
+    from dcflow.data import load_dataset
+
+    data = load_dataset(DatasetConfig(name="fake"))
+    labels = np.arange(data.n) % 3
+    pixels = data.float_images().reshape(data.n, -1)
+    want = prototype_distances(pixels, labels, 3)
+    assert np.allclose(prototype_distances(data, labels, 3, chunk=64), want)

@@ -26,12 +26,28 @@ GRID = "prototypes.png"
 NEAREST, DOUBTFUL = 8, 4
 
 
-def prototype_distances(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """``[N]`` distance of each embedding to the mean embedding of its cluster."""
-    onehot = np.eye(k, dtype=np.float64)[labels]
-    counts = np.maximum(onehot.sum(0), 1.0)
-    centres = (onehot.T @ z) / counts[:, None]
-    return np.linalg.norm(z - centres[labels], axis=1)
+CHUNK = 65536  # rows per pass: memory grows with the chunk, not with N
+
+
+def prototype_distances(
+    z: np.ndarray | Dataset, labels: np.ndarray, k: int, chunk: int = CHUNK
+) -> np.ndarray:
+    """``[N]`` distance of each row to the mean row of its cluster, in two chunked passes.
+
+    ``z`` is the embedding ``[N, ...]``, or the dataset itself (its pixels, read a chunk at a
+    time, for a method without an embedding).
+    """
+    n = labels.shape[0]
+
+    def rows(s: slice) -> np.ndarray:
+        block = z.float_images(s) if isinstance(z, Dataset) else z[s]
+        return np.asarray(block, dtype=np.float64).reshape(block.shape[0], -1)
+
+    eye = np.eye(k, dtype=np.float64)
+    parts = [slice(i, i + chunk) for i in range(0, n, chunk)]
+    sums = sum(eye[labels[s]].T @ rows(s) for s in parts)
+    centres = sums / np.maximum(np.bincount(labels, minlength=k), 1)[:, None]
+    return np.concatenate([np.linalg.norm(rows(s) - centres[labels[s]], axis=1) for s in parts])
 
 
 def _grid(data: Dataset, labels: np.ndarray, dist: np.ndarray, doubt: np.ndarray) -> np.ndarray:
@@ -62,9 +78,7 @@ def write_label_free(
     from PIL import Image
 
     k = data.n_clusters
-    z = embeddings if embeddings is not None else data.float_images()
-    z = z.reshape(data.n, -1)
-    dist = prototype_distances(np.asarray(z, dtype=np.float64), labels, k)
+    dist = prototype_distances(embeddings if embeddings is not None else data, labels, k)
     conf = np.asarray(proba).max(1) if proba is not None else None
     names = data.files.tolist() if data.files is not None else data.index.tolist()
     confidence = [f"{c:.6f}" for c in conf] if conf is not None else [""] * data.n
