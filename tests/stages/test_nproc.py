@@ -43,6 +43,27 @@ def test_other_methods_pretrain_in_two_processes(
     assert load_state(tmp_path / "pretrain" / art.WEIGHTS)
 
 
+def test_propos_refine_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HaDis's EM epochs under torchrun: sharded E-step embeddings, rank 0's refine artifact."""
+    from dcflow.handoff import RefineOut
+    from dcflow.stages.cluster_init import cluster_init
+    from dcflow.stages.refine import refine
+
+    monkeypatch.chdir(tmp_path)
+    config_json = _config(2, "hadis")
+    out = pretrain(config_json, str(tmp_path / "store"), str(tmp_path / "pretrain"))
+    weights = (out["weights_uri"], out["weights_sha256"])
+    cluster_init(config_json, str(tmp_path / "init"), *weights)
+    report = refine(config_json, str(tmp_path / "init"), str(tmp_path / "refine"), "", *weights)
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.proba is not None
+    assert result.proba.shape == (200, 10) and result.model is not None
+    assert result.history and all(v == v for v in report["metrics"].values())
+    assert "changed_last" in report["metrics"]
+    curves = json.loads((tmp_path / "refine" / "report.json").read_text())["curves"]
+    assert curves["loss"] and curves["changed"]
+
+
 def test_pretrain_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     config_json = _config(2)
@@ -74,8 +95,10 @@ def test_nproc_is_part_of_the_weights_key() -> None:
 
 
 def test_a_failed_worker_fails_the_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(stage: str, config_path: Path, out: Path, nproc: int) -> list[str]:
-        cmd = launch.__dict__["_original_worker_command"](stage, config_path, out, nproc)
+    def broken(
+        stage: str, config_path: Path, out: Path, nproc: int, extra: tuple[str, ...] = ()
+    ) -> list[str]:
+        cmd = launch.__dict__["_original_worker_command"](stage, config_path, out, nproc, extra)
         return [*cmd[:-3], "no-such-stage", *cmd[-2:]]
 
     monkeypatch.setitem(launch.__dict__, "_original_worker_command", launch.worker_command)

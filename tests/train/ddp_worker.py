@@ -92,6 +92,20 @@ def step(full: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
     return {f"{kind}.{k}": v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def estep() -> dict[str, torch.Tensor]:
+    """ProPos's E-step pattern: each process embeds its rows of an 11-row pool, the rows are
+    gathered, k-means runs everywhere and rank 0's labels and centres are broadcast."""
+    from dcflow.clustering import KMeans
+
+    g = torch.Generator().manual_seed(3)
+    pool, proj = torch.randn(11, DIM, generator=g), torch.randn(DIM, 3, generator=g)
+    rows = D.process_rows(11)
+    z = D.gather_rows(F.normalize(pool[rows] @ proj, dim=1), 11)
+    km = KMeans(K, n_init=2, seed=0).fit(z)
+    D.broadcast_(km.labels_, km.cluster_centers_)
+    return {"estep_z": z, "estep_labels": km.labels_, "estep_centers": km.cluster_centers_}
+
+
 def main(out_path: str) -> None:
     w = D.init_from_env(torch.device("cpu"))
     full = batch()
@@ -103,6 +117,7 @@ def main(out_path: str) -> None:
     }
     result.update(step(full, "sgd"))
     result.update(step(full, "adam"))
+    result.update(estep())
     if w.main:
         torch.save({"world": w.size, **result}, out_path)
 

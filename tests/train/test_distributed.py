@@ -77,6 +77,15 @@ def test_optimiser_steps_give_the_same_parameters(runs: tuple[dict, dict], kind:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+def test_estep_rows_gather_to_the_one_process_pool(runs: tuple[dict, dict]) -> None:
+    """11 rows over 2 processes (6 + 5): gathered embeddings, labels and centres as one process."""
+    one, two = runs
+    assert two["estep_z"].shape == (11, 3)
+    assert torch.allclose(one["estep_z"], two["estep_z"], atol=1e-6)
+    assert torch.equal(one["estep_labels"], two["estep_labels"])
+    assert torch.allclose(one["estep_centers"], two["estep_centers"], atol=1e-6)
+
+
 def test_local_contrast_is_not_the_global_loss() -> None:
     """The test can fail: contrasting each half alone gives another NT-Xent than the whole batch."""
     from dcflow.losses.ntxent import ntxent_loss
@@ -94,6 +103,7 @@ def test_helpers_are_identity_without_a_group() -> None:
     assert D.world() == D.World(0, 1)
     assert D.gather_batch(x)[0] is x and D.gather_batch(x)[1] == 0
     assert D.shard(torch.arange(6)).tolist() == list(range(6))
+    assert D.process_rows(5) == slice(0, 5) and D.gather_rows(x, 4) is x
     net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
     assert D.prepare(net, torch.device("cpu")) is net
     assert isinstance(net[1], torch.nn.BatchNorm1d)

@@ -64,6 +64,8 @@ from dcflow.train import distributed as D
 from dcflow.train.common import batches
 from dcflow.transforms.presets import affine_view, simclr_view
 
+ESTEP_CHUNK = 4096  # rows embedded per call: a multiple of embed_target's batch (1024)
+
 
 @register_method
 class ProPos(Method):
@@ -81,7 +83,7 @@ class ProPos(Method):
     Config = ProPosConfig
     stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
     pretrain_sections: ClassVar[tuple[str, ...]] = ("model", "augment", "optim", "train")
-    data_parallel: ClassVar[frozenset[str]] = frozenset({"pretrain"})  # the warm-up
+    data_parallel: ClassVar[frozenset[str]] = frozenset({"pretrain", "refine"})
     cfg: ProPosConfig
 
     def proba_kind(self) -> str:
@@ -100,7 +102,7 @@ class ProPos(Method):
     def _load(self, ctx: StageContext) -> tuple[ProPosNet, torch.optim.SGD]:
         if ctx.weights is None:
             raise WeightsError("this stage needs the warm-up weights")
-        net = self._net(ctx)
+        net = D.prepare(self._net(ctx), ctx.device)  # before the optimiser: it swaps BN layers
         opt = self._optimizer(net)
         try:
             restore_checkpoint(load_state(ctx.weights), net, opt)
@@ -198,10 +200,18 @@ class ProPos(Method):
         return (0.0, False) if epoch <= t.warmup_epochs else (t.sigma, t.psl_weight > 0)
 
     def _estep(self, ctx: StageContext, net: ProPosNet) -> tuple[torch.Tensor, KMeans]:
-        """k-means on normalised target embeddings (Sec. 4.4): features ``[N, d]`` and the fit."""
-        z = net.embed_target(ctx.images())
+        """k-means on normalised target embeddings (Sec. 4.4): features ``[N, d]`` and the fit.
+
+        Data-parallel, each process embeds its own rows and the embeddings are gathered; every
+        process fits the same k-means and takes rank 0's labels and centres.
+        """
+        x, rows = ctx.images(), D.process_rows(ctx.data.n)
+        chunks = range(rows.start, rows.stop, ESTEP_CHUNK)
+        parts = [net.embed_target(x[i : min(i + ESTEP_CHUNK, rows.stop)]) for i in chunks]
+        z = D.gather_rows(torch.cat(parts), ctx.data.n)
         k = self.cfg.kmeans
         km = KMeans(ctx.data.n_clusters, k.n_init, k.max_iter, seed=ctx.seed).fit(z)
+        D.broadcast_(km.labels_, km.cluster_centers_)
         return z, km
 
     def _n_empty(self, labels: torch.Tensor, n_clusters: int) -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 from dcflow import artifacts as art
 from dcflow.errors import ConfigError, StageError
-from dcflow.handoff import PretrainOut
+from dcflow.handoff import PretrainOut, RefineOut
 from dcflow.methods.base import Method, StageContext
 from dcflow.models.state import load_state
 from dcflow.progress import emit
@@ -69,55 +69,87 @@ def worker_error(output: str) -> str:
     return crashes[-1] if crashes else "see the stage log for the workers' output"
 
 
-def worker_command(stage: str, config_path: Path, out: Path, nproc: int) -> list[str]:
+def worker_command(
+    stage: str, config_path: Path, out: Path, nproc: int, extra: tuple[str, ...] = ()
+) -> list[str]:
     """The torchrun command line that runs ``stage``'s hook in ``nproc`` local processes."""
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         "--nproc_per_node", str(nproc),
-        "-m", "dcflow.stages.train_worker", stage, str(config_path), str(out),
+        "-m", "dcflow.stages.train_worker", stage, str(config_path), str(out), *extra,
     ]  # fmt: skip
 
 
-def pretrain_processes(config_json: str, method: Method, ctx: StageContext) -> PretrainOut:
-    """The pretrain hook's output, computed by ``method.run.nproc`` processes under torchrun.
+def _run_workers(
+    stage: str, config_json: str, method: Method, tmp: Path, extra: tuple[str, ...]
+) -> Path:
+    """Run ``stage``'s hook in ``method.run.nproc`` processes; rank 0's output directory.
 
     Raises:
         StageError: a worker failed; the message ends with the tail of its output.
     """
     nproc = method.run.nproc
-    emit(f"  pretrain in {nproc} processes (torchrun, global batch split {nproc} ways)")
-    with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
-        cfg_path, out = Path(tmp) / "config.json", Path(tmp) / "out"
-        cfg_path.write_text(config_json)
-        env = {**os.environ, "OMP_NUM_THREADS": str(method.run.threads or 1)}
-        proc = subprocess.run(
-            worker_command("pretrain", cfg_path, out, nproc),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            check=False,
+    emit(f"  {stage} in {nproc} processes (torchrun, global batch split {nproc} ways)")
+    cfg_path, out = tmp / "config.json", tmp / "out"
+    cfg_path.write_text(config_json)
+    env = {**os.environ, "OMP_NUM_THREADS": str(method.run.threads or 1)}
+    proc = subprocess.run(
+        worker_command(stage, cfg_path, out, nproc, extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        check=False,
+    )
+    print(proc.stdout, file=sys.stderr, flush=True)  # the stage log keeps all of it
+    if proc.returncode != 0:
+        raise StageError(
+            f"{stage} in {nproc} processes failed (exit code {proc.returncode}): "
+            + worker_error(proc.stdout)
         )
-        print(proc.stdout, file=sys.stderr, flush=True)  # the stage log keeps all of it
-        if proc.returncode != 0:
-            raise StageError(
-                f"pretrain in {nproc} processes failed (exit code {proc.returncode}): "
-                + worker_error(proc.stdout)
-            )
+    return out
+
+
+def pretrain_processes(config_json: str, method: Method, ctx: StageContext) -> PretrainOut:
+    """The pretrain hook's output, computed by ``method.run.nproc`` processes under torchrun."""
+    with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
+        out = _run_workers("pretrain", config_json, method, Path(tmp), ())
         return read_back(out, ctx)
+
+
+def refine_processes(
+    config_json: str, method: Method, ctx: StageContext, init_dir: str, selection_dir: str
+) -> RefineOut:
+    """The refine hook's output, computed by ``method.run.nproc`` processes under torchrun.
+
+    The workers read the cluster-init (and selection) artifacts and the weights this stage
+    already verified.
+    """
+    extra = (init_dir, selection_dir, str(ctx.weights or ""))
+    with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
+        out = _run_workers("refine", config_json, method, Path(tmp), extra)
+        add_curves(out, ctx)
+        result = RefineOut.load(out)
+        result.metrics = json.loads((out / METRICS_FILE).read_text())
+        return result
+
+
+def add_curves(out: Path, ctx: StageContext) -> None:
+    """Rank 0's saved curves, added to ``ctx.curves``."""
+    for key, points in json.loads((out / CURVES_FILE).read_text()).items():
+        for step, value in points:
+            ctx.curves.log(step, **{key: value})
 
 
 def read_back(out: Path, ctx: StageContext) -> PretrainOut:
     """Rank 0's saved output, with its curves added to ``ctx.curves``."""
     result = load_pretrain(out)
-    for key, points in json.loads((out / CURVES_FILE).read_text()).items():
-        for step, value in points:
-            ctx.curves.log(step, **{key: value})
+    add_curves(out, ctx)
     return result
 
 
-def save_pretrain(result: PretrainOut, curves: dict[str, Any], out: Path) -> None:
-    """Rank 0's side: the weights, the metrics and the curves, for :func:`load_pretrain`."""
+def save_pretrain(result: PretrainOut | RefineOut, curves: dict[str, Any], out: Path) -> None:
+    """Rank 0's side: the hook's output, its metrics and the curves, for the stage to load."""
     result.save(out)
     (out / METRICS_FILE).write_text(json.dumps(result.metrics))
     (out / CURVES_FILE).write_text(json.dumps(curves))

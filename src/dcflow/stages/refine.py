@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
 
@@ -41,6 +42,10 @@ def refine(
     ) as stage:
         if stage.reused is not None:
             return stage.reused
+        method = stage.method
+        if method.run.nproc > 1 and "refine" in method.data_parallel:
+            args = (init_dir, selection_dir)
+            return stage.close(launch.refine_processes(config_json, method, stage.ctx, *args))
         init = ClusterInitOut.load(init_dir)
         selection = SelectionOut.load(selection_dir) if selection_dir else None
-        return stage.close(stage.method.refine(stage.ctx, init, selection))
+        return stage.close(method.refine(stage.ctx, init, selection))

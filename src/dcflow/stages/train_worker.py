@@ -1,10 +1,12 @@
 """One process of a data-parallel training stage: ``python -m dcflow.stages.train_worker``.
 
 Started by torchrun (``--nproc`` on one machine, :mod:`dcflow.stages.launch`) or as the command of
-a Kubeflow Trainer job's workers (``compile.py --workers``). Arguments: the stage, the run config
-JSON file and the output directory. Every process builds the same stage context, joins the process
-group torchrun describes (gloo on CPU; nccl on CUDA with ``LOCAL_RANK``'s device), runs the same
-hook; only rank 0 writes the output. Progress lines come from rank 0 only.
+a Kubeflow Trainer job's workers (``compile.py --workers``). Arguments: the stage (``pretrain`` or
+``refine``), the run config JSON file and the output directory; refine adds the cluster-init and
+selection artifact directories and the verified weights. Every process builds the same stage
+context, joins the process group torchrun describes (gloo on CPU; nccl on CUDA with
+``LOCAL_RANK``'s device), runs the same hook; only rank 0 writes the output. Progress lines come
+from rank 0 only.
 
 Exit codes: 0 on success, 2 on a user or stage error (one ``dcflow: error:`` line on stderr).
 """
@@ -16,6 +18,7 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from dcflow.errors import DcflowError
 
@@ -31,8 +34,8 @@ def main(argv: list[str]) -> int:
     from dcflow.stages.launch import save_pretrain
     from dcflow.train.distributed import init_from_env
 
-    stage, config_path, out = argv
-    if stage != "pretrain":
+    stage, config_path, out, *extra = argv
+    if stage not in ("pretrain", "refine"):
         print(f"dcflow: error: no data-parallel worker for stage {stage!r}", file=sys.stderr)
         return 2
     try:
@@ -47,7 +50,7 @@ def main(argv: list[str]) -> int:
         ctx = StageContext(data=without_labels(data), device=device, seed=cfg.seed)
         quiet = contextlib.redirect_stderr(io.StringIO()) if not world.main else None
         with quiet or contextlib.nullcontext():
-            result = method.pretrain(ctx)
+            result = _hook(method, stage, ctx, extra)
         if world.main:
             save_pretrain(result, ctx.curves.to_dict(), Path(out))
         if dist.is_initialized():
@@ -57,6 +60,18 @@ def main(argv: list[str]) -> int:
         print(f"dcflow: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _hook(method: Any, stage: str, ctx: Any, extra: list[str]) -> Any:
+    """Call ``stage``'s hook; refine reads ``extra = [init_dir, selection_dir, weights]``."""
+    if stage == "pretrain":
+        return method.pretrain(ctx)
+    from dcflow.handoff import ClusterInitOut, SelectionOut
+
+    init_dir, selection_dir, weights = extra
+    ctx.weights = Path(weights) if weights else None
+    selection = SelectionOut.load(selection_dir) if selection_dir else None
+    return method.refine(ctx, ClusterInitOut.load(init_dir), selection)
 
 
 if __name__ == "__main__":

@@ -141,6 +141,40 @@ def gather_constant(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def process_rows(n: int) -> slice:
+    """This process's contiguous rows of an ``n``-row pool (the first ``n % N`` get one more)."""
+    w = world()
+    base, extra = divmod(n, w.size)
+    start = w.rank * base + min(w.rank, extra)
+    return slice(start, start + base + (1 if w.rank < extra else 0))
+
+
+def gather_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The whole ``[n, ...]`` on every process from each one's :func:`process_rows` of it.
+
+    No gradient (E-step embeddings); ``x`` itself when alone. Shards of unequal length are padded
+    for the all-gather and trimmed after it.
+    """
+    w = world()
+    if w.size == 1:
+        return x
+    longest = -(-n // w.size)
+    padded = x.new_zeros((longest, *x.shape[1:]))
+    padded[: x.shape[0]] = x
+    parts = [torch.empty_like(padded) for _ in range(w.size)]
+    dist.all_gather(parts, padded)
+    sizes = [n // w.size + (1 if r < n % w.size else 0) for r in range(w.size)]
+    return torch.cat([p[:size] for p, size in zip(parts, sizes, strict=True)])
+
+
+def broadcast_(*tensors: torch.Tensor) -> None:
+    """Overwrite ``tensors`` in place with rank 0's (k-means labels and centres); alone, a no-op."""
+    if world().size == 1:
+        return
+    for t in tensors:
+        dist.broadcast(t, 0)
+
+
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum of ``x`` over processes, differentiable; ``x`` itself when alone."""
     return x if world().size == 1 else _AllReduce.apply(x)
