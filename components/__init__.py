@@ -12,6 +12,7 @@ from dcflow_components.predict import predict, predict_run
 from dcflow_components.pretrain import pretrain
 from dcflow_components.pretrain_job import pretrain_job
 from dcflow_components.refine import refine
+from dcflow_components.refine_job import refine_job
 from dcflow_components.report import report
 from dcflow_components.sweep import choose_k, plan_k, point_config, sweep_point
 from dcflow_components.verify_weights import verify_weights
@@ -24,6 +25,7 @@ COMPONENTS = {
     "cluster-init": cluster_init,
     "confident-sample-selection": confident_sample_selection,
     "refine": refine,
+    "refine-job": refine_job,
     "evaluate": evaluate,
     "predict": predict,
     "predict-run": predict_run,

@@ -25,6 +25,7 @@ from dcflow_components import (
     pretrain,
     pretrain_job,
     refine,
+    refine_job,
     verify_weights,
 )
 from dcflow_pipelines.cluster import ClusterSettings, apply, apply_launcher, job_settings
@@ -116,15 +117,25 @@ def method_and_stager(
     return cls, settings, Stager(cls.training_stages, settings)
 
 
-def uses_job(cls: Any, settings: ClusterSettings) -> str:
-    """The JSON job settings when ``cls``'s pretrain runs as a multi-worker job, else "".
+def uses_job(cls: Any, settings: ClusterSettings, stage: str = "pretrain") -> str:
+    """The JSON job settings when ``cls``'s ``stage`` runs as a multi-worker job, else "".
 
-    Only data-parallel pretrain stages (``Method.data_parallel``) become jobs; the other
-    methods' stages stay plain tasks whatever ``--workers`` says.
+    Only data-parallel stages (``Method.data_parallel``) become jobs; the other stages and
+    methods stay plain tasks whatever ``--workers`` says. A refine job takes no selection
+    artifact, so only the methods without a selection stage (ProPos, HaDis) have one.
     """
-    if settings.workers > 1 and "pretrain" in cls.data_parallel:
-        return job_settings(settings)
-    return ""
+    if settings.workers <= 1 or stage not in cls.data_parallel:
+        return ""
+    if stage == "refine" and "confident-sample-selection" in cls.stages:
+        return ""
+    return job_settings(settings)
+
+
+def refine_task(stage: Stager, job: str, selection: dict[str, Any], **inputs: Any) -> Any:
+    """The refine task: in the task's own process, or as a Trainer job launched by a light task."""
+    if job:
+        return apply_launcher(refine_job(job=job, **inputs), stage.settings, "refine")
+    return stage(refine(**inputs, **selection), "refine")
 
 
 def build(
@@ -144,7 +155,7 @@ def build(
     """
     cls, settings, stage = method_and_stager(method, gpus, settings)
     stages = set(cls.stages)
-    job = uses_job(cls, settings)
+    job, refine_job_settings = uses_job(cls, settings), uses_job(cls, settings, "refine")
 
     @dsl.pipeline(
         name=f"dcflow-{method}",
@@ -177,16 +188,15 @@ def build(
             )
             selection, reports = {"selection": sel.outputs["out"]}, sel.outputs["reports"]
         if "refine" in stages:
-            final = stage(
-                refine(
-                    config=config,
-                    weights_uri=uri,
-                    weights_sha256=sha,
-                    reports=reports,
-                    init=init.outputs["out"],
-                    **selection,
-                ),
-                "refine",
+            final = refine_task(
+                stage,
+                refine_job_settings,
+                selection,
+                config=config,
+                weights_uri=uri,
+                weights_sha256=sha,
+                reports=reports,
+                init=init.outputs["out"],
             )
             reports = final.outputs["reports"]
         ev = stage(

@@ -300,11 +300,11 @@ def job_settings(s: ClusterSettings) -> str:
     return json.dumps(job.to_dict(), sort_keys=True)
 
 
-def apply_launcher(task: Any, s: ClusterSettings) -> Any:
-    """A job-launching pretrain task: light resources, the shared PVC mounted, no accelerator."""
+def apply_launcher(task: Any, s: ClusterSettings, stage: str = "pretrain") -> Any:
+    """A job-launching task: light resources, the shared PVC mounted, no accelerator."""
     from kfp import kubernetes
 
-    apply(task, "pretrain", False, replace(s, timeout=0))  # the job has its own timeout
+    apply(task, stage, False, replace(s, timeout=0))  # the job has its own timeout
     assert s.shared_pvc is not None
     kubernetes.mount_pvc(task, pvc_name=s.shared_pvc.name, mount_path=s.shared_pvc.mount_path)
     return task

@@ -111,9 +111,12 @@ class JobSettings:
         return cls(**{**{k: v for k, v in data.items() if k != "env"}, "env": env})
 
 
-def worker_args(stage: str, config_path: str, out: str) -> list[str]:
-    """What each worker runs after ``torchrun``: the dcflow training worker of ``stage``."""
-    return ["-m", "dcflow.stages.train_worker", stage, config_path, out]
+def worker_args(stage: str, config_path: str, out: str, *extra: str) -> list[str]:
+    """What each worker runs after ``torchrun``: the dcflow training worker of ``stage``.
+
+    ``extra``: refine's cluster-init and selection directories and weights, on the shared volume.
+    """
+    return ["-m", "dcflow.stages.train_worker", stage, config_path, out, *extra]
 
 
 def _volume(s: JobSettings) -> tuple[dict[str, Any], dict[str, Any]]:

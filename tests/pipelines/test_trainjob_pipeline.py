@@ -54,9 +54,11 @@ def test_hadis_multi_worker_pipeline_validates(tmp_path: Path, kind: str) -> Non
     launcher = execs["exec-pretrain-job"]["container"]
     assert not launcher.get("resources", {}).get("accelerator")  # a light task
     assert launcher["image"] == "reg/dcflow:2"
-    assert execs["exec-refine"]["container"]["resources"]["accelerator"]  # refine: a GPU task
-    mounts = k8s["exec-pretrain-job"]["pvcMount"]
-    assert mounts[0]["mountPath"] == "/mnt/shared"
+    assert "exec-refine" not in execs  # ProPos/HaDis refine is data-parallel: a job as well
+    assert not execs["exec-refine-job"]["container"].get("resources", {}).get("accelerator")
+    assert execs["exec-evaluate"]["container"]["image"] == "reg/dcflow:2"
+    for task in ("exec-pretrain-job", "exec-refine-job"):
+        assert k8s[task]["pvcMount"][0]["mountPath"] == "/mnt/shared"
     settings = JobSettings.from_dict(_job_param(spec))
     assert (settings.kind, settings.workers, settings.gpus_per_worker) == (kind, 2, 4)
     assert settings.image == "reg/dcflow:2-cuda"
@@ -71,6 +73,8 @@ def test_one_process_methods_stay_plain_tasks(tmp_path: Path) -> None:
     spec, _ = _compile(tmp_path, "aspc-da", *JOB)
     assert "exec-pretrain" in spec["deploymentSpec"]["executors"]
     assert "exec-pretrain-job" not in spec["deploymentSpec"]["executors"]
+    spec, _ = _compile(tmp_path, "ruc", *JOB)  # SimCLR is a job; RUC's refine is not
+    assert {"exec-pretrain-job", "exec-refine"} <= set(spec["deploymentSpec"]["executors"])
 
 
 def test_workers_without_a_shared_volume_is_a_usage_error(
@@ -95,7 +99,7 @@ class LocalTrainer:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", nproc, *trainer["args"]]  # fmt: skip
         if self.fail:
-            cmd[-3] = "no-such-stage"
+            cmd[cmd.index("dcflow.stages.train_worker") + 1] = "no-such-stage"
         self.rc = subprocess.run(cmd, capture_output=True, text=True, check=False).returncode
 
     def get_namespaced_custom_object(self, *args: str) -> dict[str, Any]:
@@ -125,6 +129,32 @@ def test_launcher_publishes_the_jobs_weights(
     assert out["weights_uri"] and len(out["weights_sha256"]) == 64
     assert out["report"]["metrics"]["samples_per_second"] > 0
     assert not (tmp_path / "shared" / "dcflow-pretrain-t").exists()  # cleaned up
+
+
+def test_refine_job_runs_hadis_em_epochs_in_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcflow.handoff import RefineOut
+    from dcflow.stages.cluster_init import cluster_init
+    from dcflow.stages.pretrain import pretrain
+    from dcflow.stages.refine import refine_job
+
+    monkeypatch.chdir(tmp_path)
+    cls = get_method("hadis")
+    over = [*cls.smoke, "dataset.limit=200", "threads=1"]
+    config = build_run_config("hadis", cls.Config, {"name": "digits"}, None, over).to_json()
+    pre = pretrain(config, str(tmp_path / "store"), str(tmp_path / "pre"))
+    weights = (pre["weights_uri"], pre["weights_sha256"])
+    cluster_init(config, str(tmp_path / "init"), *weights)
+    args = (config, str(tmp_path / "init"), str(tmp_path / "refine"), "", *weights, _job(tmp_path))
+    report = refine_job(*args, "dcflow-refine-t", api=LocalTrainer())
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.model is not None
+    assert "changed_last" in report["metrics"]
+    assert not (tmp_path / "shared" / "dcflow-refine-t").exists()  # cleaned up
+    with pytest.raises(StageError, match="TrainJob ns/dcflow-refine-f failed: exit code"):
+        refine_job(*args[:2], str(tmp_path / "r2"), *args[3:], "dcflow-refine-f",
+                   api=LocalTrainer(fail=True))  # fmt: skip
 
 
 def test_a_failed_job_fails_the_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

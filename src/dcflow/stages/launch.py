@@ -128,10 +128,15 @@ def refine_processes(
     extra = (init_dir, selection_dir, str(ctx.weights or ""))
     with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
         out = _run_workers("refine", config_json, method, Path(tmp), extra)
-        add_curves(out, ctx)
-        result = RefineOut.load(out)
-        result.metrics = json.loads((out / METRICS_FILE).read_text())
-        return result
+        return load_refine(out, ctx)
+
+
+def load_refine(out: Path, ctx: StageContext) -> RefineOut:
+    """Rank 0's saved refine output (metrics included), with its curves added to ``ctx.curves``."""
+    add_curves(out, ctx)
+    result = RefineOut.load(out)
+    result.metrics = json.loads((out / METRICS_FILE).read_text())
+    return result
 
 
 def add_curves(out: Path, ctx: StageContext) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
+from dcflow.trainjob import JobSettings, run_job, worker_args
 
 
 @guard
@@ -49,3 +54,64 @@ def refine(
         init = ClusterInitOut.load(init_dir)
         selection = SelectionOut.load(selection_dir) if selection_dir else None
         return stage.close(method.refine(stage.ctx, init, selection))
+
+
+@guard
+def refine_job(
+    config_json: str,
+    init_dir: str,
+    out_dir: str,
+    selection_dir: str,
+    weights_uri: str,
+    weights_sha256: str,
+    job_json: str,
+    job_name: str,
+    started: float | None = None,
+    api: Any = None,
+) -> dict[str, Any]:
+    """Refine as a Kubeflow Trainer job (``compile.py --workers``): stage inputs, submit, wait.
+
+    The run config, the cluster-init (and selection) artifacts and the verified weights go to
+    ``<mount>/<job_name>/`` on the shared volume; every worker runs ``torchrun -m
+    dcflow.stages.train_worker refine`` on them, rank 0 writes the refine artifact to
+    ``<mount>/<job_name>/out``, which this task reads back and saves as its own output. A failed
+    job fails this task with the job's message.
+
+    Returns:
+        The stage's compact report.
+    """
+    settings = JobSettings.from_dict(json.loads(job_json))
+    inputs = {"cluster-init": init_dir}
+    if selection_dir:
+        inputs["confident-sample-selection"] = selection_dir
+    with open_stage(
+        "refine", config_json, out_dir, inputs, weights_uri, weights_sha256, started, cached=False
+    ) as stage:
+        launch.check_nproc(stage.method, "refine", nproc=2)
+        shared = Path(settings.mount_path) / job_name
+        shared.mkdir(parents=True, exist_ok=True)
+        try:
+            staged = _stage_inputs(shared, config_json, init_dir, selection_dir, stage.ctx.weights)
+            run_job(job_name, settings, worker_args("refine", *staged), api=api, log=emit)
+            return stage.close(launch.load_refine(shared / "out", stage.ctx))
+        finally:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _stage_inputs(
+    shared: Path, config_json: str, init_dir: str, selection_dir: str, weights: Path | None
+) -> tuple[str, ...]:
+    """Copy what the job's workers read onto the shared volume; their worker arguments."""
+    (shared / "config.json").write_text(config_json)
+    shutil.copytree(init_dir, shared / "init")
+    if selection_dir:
+        shutil.copytree(selection_dir, shared / "selection")
+    if weights is not None:
+        shutil.copyfile(weights, shared / "weights.pt")
+    return (
+        str(shared / "config.json"),
+        str(shared / "out"),
+        str(shared / "init"),
+        str(shared / "selection") if selection_dir else "",
+        str(shared / "weights.pt") if weights is not None else "",
+    )
