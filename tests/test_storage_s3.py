@@ -7,7 +7,7 @@ from pathlib import Path
 import boto3
 import numpy as np
 import pytest
-from stack.servers import moto_s3
+from stack.servers import moto_bucket
 
 from dcflow.cli import main
 from dcflow.config import DatasetConfig
@@ -18,17 +18,8 @@ from dcflow.storage import check_s3_writable
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("moto")
-    mp = pytest.MonkeyPatch()
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        mp.setenv(key, value)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    try:
-        with moto_s3(work) as url:
-            boto3.client("s3", endpoint_url=url).create_bucket(Bucket="data")
-            yield url
-    finally:
-        mp.undo()
+    with moto_bucket(tmp_path_factory.mktemp("moto"), "data") as url:
+        yield url
 
 
 def test_unreachable_endpoint_fails_before_any_stage(

@@ -10,7 +10,7 @@ import boto3
 import numpy as np
 import pytest
 from PIL import Image
-from stack.servers import moto_s3
+from stack.servers import moto_bucket
 
 import dcflow.storage
 from dcflow.cli import main
@@ -25,17 +25,8 @@ BUCKET = "imgs"
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("moto")
-    mp = pytest.MonkeyPatch()
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
-        mp.setenv(key, value)
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    try:
-        with moto_s3(work) as url:
-            boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
-            yield url
-    finally:
-        mp.undo()
+    with moto_bucket(tmp_path_factory.mktemp("moto"), BUCKET) as url:
+        yield url
 
 
 @pytest.fixture

@@ -98,6 +98,23 @@ def moto_s3(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def moto_bucket(workdir: Path, bucket: str) -> Iterator[str]:
+    """:func:`moto_s3` with test credentials in the environment and ``bucket`` created."""
+    import boto3
+
+    mp = pytest.MonkeyPatch()
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
+        mp.setenv(key, value)
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        with moto_s3(workdir) as url:
+            boto3.client("s3", endpoint_url=url).create_bucket(Bucket=bucket)
+            yield url
+    finally:
+        mp.undo()
+
+
+@contextlib.contextmanager
 def mlflow_server(workdir: Path, artifacts: str, env: dict[str, str]) -> Iterator[str]:
     """``mlflow server`` (sqlite backend) proxying artifacts to ``artifacts``; yields its URL."""
     port = free_port()
