@@ -6,7 +6,7 @@ through :func:`dcflow.cli.execute_run`: the same config layering, service checks
 Arrays are written once to a content-keyed ``npz`` under the cache directory
 (``$DCFLOW_CACHE_DIR/arrays/<sha256>.npz``, default ``.dcflow/cache``), so calling again on the
 same images hits the pretrained-weights cache. This module reaches the KFP layer through
-``dcflow.cli`` only (a test enforces that ``cli.py`` is its one entry point).
+``dcflow.cli`` only (a test enforces that the cli package is its one entry point).
 """
 
 from __future__ import annotations
