@@ -50,6 +50,20 @@ def test_batches_equal_the_float_pool_bit_for_bit(resident: bool) -> None:
     assert torch.equal(torch.cat(list(bank.split(16))), ref)
 
 
+def test_a_large_pool_stays_uint8_and_a_small_one_is_converted_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dcflow.data.bank as bank_mod
+
+    raw = _pool()
+    small = ImageBank(raw.transpose(0, 3, 1, 2), CPU)
+    monkeypatch.setattr(bank_mod, "FLOAT_BYTES", raw.size)  # the float copy no longer fits
+    large = ImageBank(raw.transpose(0, 3, 1, 2), CPU)
+    assert small._store.dtype == torch.float32 and large._store.dtype == torch.uint8
+    idx = torch.tensor([4, 9, 1])
+    assert torch.equal(small[idx], large[idx]) and torch.equal(small[idx], _reference(raw)[idx])
+
+
 def test_float_pools_pass_through_and_the_flat_view_flattens() -> None:
     x = np.random.default_rng(1).random((9, 1, 4, 4)).astype(np.float32)
     bank = ImageBank(x, CPU)

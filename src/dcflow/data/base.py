@@ -88,7 +88,7 @@ def to_images(x: np.ndarray, source: str) -> np.ndarray:
             raise DataError(f"{source}: x contains NaN or infinite values")
         if x.min() < 0.0 or x.max() > 1.0:
             raise DataError(f"{source}: float pixels must lie in [0, 1]")
-        out = x.astype(np.float32)
+        out = x.astype(np.float32, copy=False)  # a float32 memory map stays mapped
     else:
         raise DataError(f"{source}: x must be uint8 (or float in [0, 1]), got {x.dtype}")
     return out[:, None, :, :] if out.ndim == 3 else out.transpose(0, 3, 1, 2)
