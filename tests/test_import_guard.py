@@ -199,3 +199,14 @@ def test_the_data_guard_sees_loading(tmp_path: Path) -> None:
     )
     found = _loads_data(path)
     assert len(found) == 4, found
+
+
+def test_every_package_is_shipped() -> None:
+    """A sub-package missing from pyproject's explicit list is absent from wheels and images."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = SRC.parent.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {".".join(p.parent.relative_to(SRC.parent).parts) for p in SRC.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
