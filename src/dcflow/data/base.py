@@ -66,6 +66,9 @@ class Dataset:
         return x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else x
 
 
+VALIDATE_ROWS = 8192
+
+
 def to_images(x: np.ndarray, source: str) -> np.ndarray:
     """Validate raw images and return them as ``[N, C, H, W]`` without converting the pixels.
 
@@ -84,10 +87,12 @@ def to_images(x: np.ndarray, source: str) -> np.ndarray:
     if x.dtype == np.uint8:
         out = x
     elif np.issubdtype(x.dtype, np.floating):
-        if not np.isfinite(x).all():
-            raise DataError(f"{source}: x contains NaN or infinite values")
-        if x.min() < 0.0 or x.max() > 1.0:
-            raise DataError(f"{source}: float pixels must lie in [0, 1]")
+        for start in range(0, x.shape[0], VALIDATE_ROWS):  # chunks: no N-sized temporaries
+            block = x[start : start + VALIDATE_ROWS]
+            if not np.isfinite(block).all():
+                raise DataError(f"{source}: x contains NaN or infinite values")
+            if block.min() < 0.0 or block.max() > 1.0:
+                raise DataError(f"{source}: float pixels must lie in [0, 1]")
         out = x.astype(np.float32, copy=False)  # a float32 memory map stays mapped
     else:
         raise DataError(f"{source}: x must be uint8 (or float in [0, 1]), got {x.dtype}")
