@@ -19,8 +19,10 @@ value. Only :func:`run_job` talks to Kubernetes (the ``kubernetes`` client, impo
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -109,6 +111,17 @@ class JobSettings:
         """Inverse of :meth:`to_dict`."""
         env = tuple(EnvRef(**e) for e in data.get("env", []))
         return cls(**{**{k: v for k, v in data.items() if k != "env"}, "env": env})
+
+
+@contextlib.contextmanager
+def shared_dir(settings: JobSettings, job_name: str) -> Iterator[Path]:
+    """``<mount>/<job_name>/`` on the shared volume, for one job's files; removed after."""
+    shared = Path(settings.mount_path) / job_name
+    shared.mkdir(parents=True, exist_ok=True)
+    try:
+        yield shared
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def worker_args(stage: str, config_path: str, out: str, *extra: str) -> list[str]:

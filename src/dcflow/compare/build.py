@@ -97,8 +97,8 @@ def build_report(
         if not ledger:  # no experiment, and no ledger to report from
             raise
         tracked = []
-    kept = [r for r in ledger if r.run_id not in {t.run_id for t in tracked}]
-    records = merge_records(kept, tracked)
+    in_mlflow = {r.run_id for r in tracked}  # a ledger-only run has no artifacts to plot
+    records = merge_records([r for r in ledger if r.run_id not in in_mlflow], tracked)
     if not records:
         which = f"comparison {comparison!r} in " if comparison else ""
         raise DataError(f"no finished runs for {which}experiment {experiment!r} at {uri}")
@@ -116,7 +116,6 @@ def build_report(
     if labelled:
         files.append(figures.acc_bars(labelled, out / "acc.png"))
     with tempfile.TemporaryDirectory(prefix="dcflow-report-") as tmp:
-        in_mlflow = {r.run_id for r in tracked}  # a ledger-only run has no artifacts to plot
         files += _per_dataset_plots(
             uri, [r for r in records if r.run_id in in_mlflow], out, Path(tmp)
         )

@@ -153,7 +153,7 @@ def read_back(out: Path, ctx: StageContext) -> PretrainOut:
     return result
 
 
-def save_pretrain(result: PretrainOut | RefineOut, curves: dict[str, Any], out: Path) -> None:
+def save_output(result: PretrainOut | RefineOut, curves: dict[str, Any], out: Path) -> None:
     """Rank 0's side: the hook's output, its metrics and the curves, for the stage to load."""
     result.save(out)
     (out / METRICS_FILE).write_text(json.dumps(result.metrics))

@@ -6,7 +6,6 @@ Either way later stages receive a (URI, sha256) pair and verify it again before 
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from dcflow.stages import launch
 from dcflow.stages.common import default_weights_store, finish, guard, weights_key
 from dcflow.stages.runner import open_stage
 from dcflow.storage import WeightsStore, fetch_weights
-from dcflow.trainjob import JobSettings, run_job, worker_args
+from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
 
 
 @guard
@@ -82,16 +81,12 @@ def pretrain_job(
     settings = JobSettings.from_dict(json.loads(job_json))
     with open_stage("pretrain", config_json, out_dir, started=started, cached=False) as stage:
         launch.check_nproc(stage.method, "pretrain", nproc=2)
-        shared = Path(settings.mount_path) / job_name
-        shared.mkdir(parents=True, exist_ok=True)
-        try:
+        with shared_dir(settings, job_name) as shared:
             (shared / "config.json").write_text(config_json)
             args = worker_args("pretrain", str(shared / "config.json"), str(shared / "out"))
             run_job(job_name, settings, args, api=api, log=emit)
             result = launch.read_back(shared / "out", stage.ctx)
             return _publish(stage, result, weights_store)
-        finally:
-            shutil.rmtree(shared, ignore_errors=True)
 
 
 @guard

@@ -12,7 +12,7 @@ from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
-from dcflow.trainjob import JobSettings, run_job, worker_args
+from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
 
 
 @guard
@@ -88,14 +88,10 @@ def refine_job(
         "refine", config_json, out_dir, inputs, weights_uri, weights_sha256, started, cached=False
     ) as stage:
         launch.check_nproc(stage.method, "refine", nproc=2)
-        shared = Path(settings.mount_path) / job_name
-        shared.mkdir(parents=True, exist_ok=True)
-        try:
+        with shared_dir(settings, job_name) as shared:
             staged = _stage_inputs(shared, config_json, init_dir, selection_dir, stage.ctx.weights)
             run_job(job_name, settings, worker_args("refine", *staged), api=api, log=emit)
             return stage.close(launch.load_refine(shared / "out", stage.ctx))
-        finally:
-            shutil.rmtree(shared, ignore_errors=True)
 
 
 def _stage_inputs(

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     from dcflow.methods.base import StageContext
     from dcflow.methods.registry import get_method
     from dcflow.stages.common import load_run, seed_everything, select_device, without_labels
-    from dcflow.stages.launch import save_pretrain
+    from dcflow.stages.launch import save_output
     from dcflow.train.distributed import init_from_env
 
     stage, config_path, out, *extra = argv
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
         with quiet or contextlib.nullcontext():
             result = _hook(method, stage, ctx, extra)
         if world.main:
-            save_pretrain(result, ctx.curves.to_dict(), Path(out))
+            save_output(result, ctx.curves.to_dict(), Path(out))
         if dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
