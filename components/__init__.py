@@ -5,6 +5,7 @@ run time inside the stage's own process (or container).
 """
 
 from dcflow_components.cluster_init import cluster_init
+from dcflow_components.cluster_init_job import cluster_init_job
 from dcflow_components.confident_sample_selection import confident_sample_selection
 from dcflow_components.download_weights import download_weights
 from dcflow_components.evaluate import evaluate
@@ -23,6 +24,7 @@ COMPONENTS = {
     "pretrain": pretrain,
     "pretrain-job": pretrain_job,
     "cluster-init": cluster_init,
+    "cluster-init-job": cluster_init_job,
     "confident-sample-selection": confident_sample_selection,
     "refine": refine,
     "refine-job": refine_job,

@@ -19,6 +19,7 @@ from typing import Any
 
 from dcflow_components import (
     cluster_init,
+    cluster_init_job,
     confident_sample_selection,
     download_weights,
     evaluate,
@@ -131,6 +132,13 @@ def uses_job(cls: Any, settings: ClusterSettings, stage: str = "pretrain") -> st
     return job_settings(settings)
 
 
+def cluster_init_task(stage: Stager, job: str, **inputs: Any) -> Any:
+    """The cluster-init task: in the task's own process, or as a Trainer job (SCAN, RUC)."""
+    if job:
+        return apply_launcher(cluster_init_job(job=job, **inputs), stage.settings, "cluster-init")
+    return stage(cluster_init(**inputs), "cluster-init")
+
+
 def refine_task(stage: Stager, job: str, selection: dict[str, Any], **inputs: Any) -> Any:
     """The refine task: in the task's own process, or as a Trainer job launched by a light task."""
     if job:
@@ -156,6 +164,7 @@ def build(
     cls, settings, stage = method_and_stager(method, gpus, settings)
     stages = set(cls.stages)
     job, refine_job_settings = uses_job(cls, settings), uses_job(cls, settings, "refine")
+    init_job = uses_job(cls, settings, "cluster-init")
 
     @dsl.pipeline(
         name=f"dcflow-{method}",
@@ -173,9 +182,8 @@ def build(
         reports: Any = "[]"
         if "pretrain" in stages:
             uri, sha, reports = weights_tasks(stage, config, weights_store, job)
-        init = stage(
-            cluster_init(config=config, weights_uri=uri, weights_sha256=sha, reports=reports),
-            "cluster-init",
+        init = cluster_init_task(
+            stage, init_job, config=config, weights_uri=uri, weights_sha256=sha, reports=reports
         )
         final, reports = init, init.outputs["reports"]
         selection: dict[str, Any] = {}

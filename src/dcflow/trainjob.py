@@ -127,7 +127,8 @@ def shared_dir(settings: JobSettings, job_name: str) -> Iterator[Path]:
 def worker_args(stage: str, config_path: str, out: str, *extra: str) -> list[str]:
     """What each worker runs after ``torchrun``: the dcflow training worker of ``stage``.
 
-    ``extra``: refine's cluster-init and selection directories and weights, on the shared volume.
+    ``extra``: cluster-init's weights; refine's cluster-init and selection directories and
+    weights; all on the shared volume.
     """
     return ["-m", "dcflow.stages.train_worker", stage, config_path, out, *extra]
 

@@ -73,8 +73,21 @@ def test_one_process_methods_stay_plain_tasks(tmp_path: Path) -> None:
     spec, _ = _compile(tmp_path, "aspc-da", *JOB)
     assert "exec-pretrain" in spec["deploymentSpec"]["executors"]
     assert "exec-pretrain-job" not in spec["deploymentSpec"]["executors"]
-    spec, _ = _compile(tmp_path, "ruc", *JOB)  # SimCLR is a job; RUC's refine is not
-    assert {"exec-pretrain-job", "exec-refine"} <= set(spec["deploymentSpec"]["executors"])
+    spec, _ = _compile(tmp_path, "ruc", *JOB)  # SimCLR and SCAN are jobs; RUC's refine is not
+    execs = set(spec["deploymentSpec"]["executors"])
+    assert {"exec-pretrain-job", "exec-cluster-init-job", "exec-refine"} <= execs
+    assert not {"exec-cluster-init", "exec-refine-job"} & execs
+
+
+def test_scan_trains_every_stage_as_a_job(tmp_path: Path) -> None:
+    """SimCLR, the SCAN step and self-labelling: three launchers, all light, all on the PVC."""
+    spec, k8s = _compile(tmp_path, "scan", *JOB)
+    execs = spec["deploymentSpec"]["executors"]
+    jobs = ("exec-pretrain-job", "exec-cluster-init-job", "exec-refine-job")
+    assert set(jobs) <= set(execs) and not {"exec-cluster-init", "exec-refine"} & set(execs)
+    for task in jobs:
+        assert not execs[task]["container"].get("resources", {}).get("accelerator")
+        assert k8s[task]["pvcMount"][0]["mountPath"] == "/mnt/shared"
 
 
 def test_workers_without_a_shared_volume_is_a_usage_error(
@@ -155,6 +168,31 @@ def test_refine_job_runs_hadis_em_epochs_in_the_job(
     with pytest.raises(StageError, match="TrainJob ns/dcflow-refine-f failed: exit code"):
         refine_job(*args[:2], str(tmp_path / "r2"), *args[3:], "dcflow-refine-f",
                    api=LocalTrainer(fail=True))  # fmt: skip
+
+
+def test_cluster_init_job_runs_the_scan_step_in_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dcflow.handoff import ClusterInitOut
+    from dcflow.stages.cluster_init import cluster_init_job
+    from dcflow.stages.pretrain import pretrain
+
+    monkeypatch.chdir(tmp_path)
+    cls = get_method("scan")
+    over = [*cls.smoke, "dataset.limit=200", "threads=1"]
+    config = build_run_config("scan", cls.Config, {"name": "digits"}, None, over).to_json()
+    pre = pretrain(config, str(tmp_path / "store"), str(tmp_path / "pre"))
+    weights = (pre["weights_uri"], pre["weights_sha256"])
+    args = (config, str(tmp_path / "init"), *weights, _job(tmp_path))
+    report = cluster_init_job(*args, "dcflow-cluster-init-t", api=LocalTrainer())
+    result = ClusterInitOut.load(tmp_path / "init")
+    assert result.labels.shape == (200,) and result.neighbors is not None
+    assert "scan_best_head" in report["metrics"]
+    assert not (tmp_path / "shared" / "dcflow-cluster-init-t").exists()  # cleaned up
+    with pytest.raises(StageError, match="TrainJob ns/dcflow-cluster-init-f failed: exit code"):
+        cluster_init_job(config, str(tmp_path / "i2"), *args[2:], "dcflow-cluster-init-f",
+                         api=LocalTrainer(fail=True))  # fmt: skip
+    assert not (tmp_path / "i2" / "labels.npy").exists()
 
 
 def test_a_failed_job_fails_the_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

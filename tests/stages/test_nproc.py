@@ -64,6 +64,70 @@ def test_propos_refine_in_two_processes(tmp_path: Path, monkeypatch: pytest.Monk
     assert curves["loss"] and curves["changed"]
 
 
+def _two_process_stages(
+    method: str, tmp_path: Path, extra: tuple[str, ...] = ()
+) -> tuple[str, tuple[str, str]]:
+    """Pretrain and cluster-init of ``method`` with ``nproc=2``; the config and the weights."""
+    from dcflow.stages.cluster_init import cluster_init
+
+    config_json = _config(2, method, extra)
+    out = pretrain(config_json, str(tmp_path / "store"), str(tmp_path / "pretrain"))
+    weights = (out["weights_uri"], out["weights_sha256"])
+    cluster_init(config_json, str(tmp_path / "init"), *weights)
+    return config_json, weights
+
+
+def test_scan_cluster_init_and_refine_in_two_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SCAN's training (sharded batches, global entropy, gathered validation) and the
+    self-labelling refine under torchrun: rank 0's artifacts, with every process's graph."""
+    from dcflow.handoff import ClusterInitOut, RefineOut
+    from dcflow.stages.refine import refine
+
+    monkeypatch.chdir(tmp_path)
+    config_json, weights = _two_process_stages("scan", tmp_path)
+    init = ClusterInitOut.load(tmp_path / "init")
+    assert init.neighbors is not None and init.neighbors.shape[0] == 200
+    assert (init.neighbors[:, 0] == range(200)).all()  # self first
+    assert init.model is not None and init.metrics["scan_best_epoch"] in (1.0, 2.0)
+    curves = json.loads((tmp_path / "init" / "report.json").read_text())["curves"]
+    assert [step for step, _ in curves["scan_val_loss"]] == [1, 2]
+    report = refine(config_json, str(tmp_path / "init"), str(tmp_path / "refine"), "", *weights)
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.proba is not None
+    assert "confident_fraction" in report["metrics"]
+
+
+def test_ruc_cluster_init_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUC's cluster-init (SCAN then self-labelling) runs data-parallel; its refine does not."""
+    from dcflow.errors import ConfigError
+    from dcflow.handoff import ClusterInitOut
+
+    monkeypatch.chdir(tmp_path)
+    _two_process_stages("ruc", tmp_path)
+    init = ClusterInitOut.load(tmp_path / "init")
+    assert init.labels.shape == (200,) and init.proba is not None
+    assert "selflabel_fallback" in init.metrics
+    cfg, _ = load_run(_config(2, "ruc"))
+    with pytest.raises(ConfigError, match="does not train its refine stage data-parallel"):
+        launch.check_nproc(get_method("ruc")(cfg), "refine")
+
+
+def test_uldc_refine_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ULDC's fine-tuning on the gathered global batch: rank 0's refined network and labels."""
+    from dcflow.handoff import RefineOut
+    from dcflow.stages.refine import refine
+
+    monkeypatch.chdir(tmp_path)
+    config_json, weights = _two_process_stages("uldc", tmp_path)
+    report = refine(config_json, str(tmp_path / "init"), str(tmp_path / "refine"), "", *weights)
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.model is not None
+    assert result.history and result.history[-1]["epoch"] == 1
+    assert 0.0 <= report["metrics"]["final_changed_vs_init"] <= 1.0
+
+
 def test_pretrain_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     config_json = _config(2)

@@ -16,6 +16,8 @@ from dcflow.losses.cc import cluster_contrastive_loss, instance_contrastive_loss
 from dcflow.losses.hsd import hsd_loss
 from dcflow.losses.ntxent import ntxent_loss
 from dcflow.losses.propos import alignment_loss, prototype_scattering_loss
+from dcflow.losses.scan import scan_loss, selflabel_loss
+from dcflow.methods.uldc import RefineConfig, uldc_terms
 from dcflow.models.cc_backbones import build_cc_network
 from dcflow.train import distributed as D
 
@@ -42,6 +44,8 @@ def losses(part: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     b = F.normalize(part["b"], dim=1).requires_grad_()
     p1 = part["p1"].softmax(1).requires_grad_()
     p2 = part["p2"].softmax(1).requires_grad_()
+    logits_a = part["p1"].clone().requires_grad_()  # SCAN anchors, self-label strong views
+    logits_s = part["p2"].clone().requires_grad_()
     out = {
         "ntxent_sym": ntxent_loss(a, b, 0.5, "symmetric"),
         "ntxent_one": ntxent_loss(a, b, 0.5, "one_way"),
@@ -50,15 +54,33 @@ def losses(part: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "align": alignment_loss(a, b),
         "psl": prototype_scattering_loss(a, b, part["labels"], K, 0.5),
         "hsd": hsd_loss(a, b, 0.5),
+        "scan": scan_loss(logits_a, part["p2"], 5.0)[0],
+        "uldc": uldc(a, b),
     }
+    # a confident set spread over both shards, and one with no confident sample in one shard
+    sharp = (part["p1"] * 4).softmax(1)
+    out["selflabel"] = _selflabel(logits_s, sharp, 0.5)
+    out["selflabel_one_shard"] = _selflabel(logits_s, sharp, 0.995)
     total = torch.stack(list(out.values())).sum()
     total.backward()
     w = D.world()
     # gradients of the global loss (mean over processes) with respect to every input row
-    for name, t in {"a": a, "b": b, "p1": p1, "p2": p2}.items():
+    for name, t in {"a": a, "b": b, "p1": p1, "p2": p2, "la": logits_a, "ls": logits_s}.items():
         assert t.grad is not None
         out[f"grad_{name}"] = D.gather_constant(t.grad) / w.size
     return out
+
+
+def uldc(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """ULDC's loss of the gathered global batch (every process computes the whole of it)."""
+    cfg = RefineConfig(k_sim=4, k_unc=4, k_cut=2)
+    return uldc_terms(D.gather_batch(a)[0], D.gather_batch(b)[0], cfg)["total"]
+
+
+def _selflabel(logits: torch.Tensor, weak: torch.Tensor, threshold: float) -> torch.Tensor:
+    loss, _ = selflabel_loss(logits, weak, threshold)
+    assert loss is not None
+    return loss
 
 
 def step(full: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:

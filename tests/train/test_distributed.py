@@ -53,15 +53,19 @@ def test_world_sizes(runs: tuple[dict, dict]) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ntxent_sym", "ntxent_one", "cc_instance", "cc_cluster", "align", "psl", "hsd"]
-)
+    "name",
+    [
+        "ntxent_sym", "ntxent_one", "cc_instance", "cc_cluster", "align", "psl", "hsd", "scan",
+        "uldc", "selflabel", "selflabel_one_shard",
+    ],
+)  # fmt: skip
 def test_loss_equals_one_process(runs: tuple[dict, dict], name: str) -> None:
     one, two = runs
     assert torch.isfinite(one[name]) and one[name].abs() > 1e-3
     torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["grad_a", "grad_b", "grad_p1", "grad_p2"])
+@pytest.mark.parametrize("name", ["grad_a", "grad_b", "grad_p1", "grad_p2", "grad_la", "grad_ls"])
 def test_input_gradients_equal_one_process(runs: tuple[dict, dict], name: str) -> None:
     one, two = runs
     assert one[name].abs().max() > 1e-4

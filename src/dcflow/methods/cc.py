@@ -157,13 +157,39 @@ class CC(Method):
         return ctx.images()
 
     @torch.no_grad()
-    def infer(self, model: CCNetwork, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eval-mode ``z`` ``[N, m]`` and ``p`` ``[N, K]`` on test views (resize only)."""
+    def infer(
+        self, model: CCNetwork, x: Images, rows: slice | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode ``z`` ``[R, m]`` and ``p`` ``[R, K]`` on test views (resize only).
+
+        Args:
+            model: the network (left in the training mode it had).
+            x: the pool.
+            rows: the contiguous rows to embed (default: all ``N``).
+        """
+        start, stop = (0, x.shape[0]) if rows is None else (rows.start, rows.stop)
         was_training = model.training
         model.eval()
-        outs = [model(resize(xb, self.cfg.model.image_size)) for xb in x.split(INFER_BATCH)]
+        size = self.cfg.model.image_size
+        outs = [
+            model(resize(x[i : min(i + INFER_BATCH, stop)], size))
+            for i in range(start, stop, INFER_BATCH)
+        ]
         model.train(was_training)
+        if not outs:
+            raise StageError("no images to embed")
         return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
+    def infer_pool(self, model: CCNetwork, x: Images) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`infer` of the whole pool, each process embedding its own rows.
+
+        Under data parallelism every process embeds :func:`~dcflow.train.distributed.process_rows`
+        and the rows are gathered, so every process holds the same ``[N, m]`` and ``[N, K]``; in
+        one process this is :meth:`infer`.
+        """
+        n = x.shape[0]
+        z, p = self.infer(model, x, D.process_rows(n))
+        return D.gather_rows(z, n), D.gather_rows(p, n)
 
     def _cc_step(
         self, model: CCNetwork, xb: torch.Tensor, aug: CCView, gen: torch.Generator

@@ -89,6 +89,8 @@ class RUC(SCAN):
         "evaluate",
     )
     training_stages = frozenset({"pretrain", "cluster-init", "refine"})
+    # SimCLR and the SCAN + self-label cluster-init; the co-training refine is one process
+    data_parallel = frozenset({"pretrain", "cluster-init"})
     weights_owner = "scan"
     cfg: RUCConfig
 

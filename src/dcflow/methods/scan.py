@@ -54,8 +54,9 @@ from dcflow.methods.base import Method, StageContext
 from dcflow.methods.registry import register_method
 from dcflow.models.cluster import ClusterModel, ModelConfig, build_model, channel_stats, predict
 from dcflow.models.state import load_into
+from dcflow.train import distributed as D
 from dcflow.train.overcluster import fit_head, merge_fragments
-from dcflow.train.scan import ScanConfig, scan_train
+from dcflow.train.scan import ScanConfig, predict_pool, scan_train
 from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
 from dcflow.train.simclr import SimCLRConfig, simclr_train
 
@@ -142,7 +143,7 @@ class SCAN(Method):
         "evaluate",
     )
     training_stages = frozenset({"pretrain", "cluster-init", "refine"})
-    data_parallel = frozenset({"pretrain"})  # SimCLR
+    data_parallel = frozenset({"pretrain", "cluster-init", "refine"})  # SimCLR, SCAN, self-label
     pretrain_sections = ("model", "simclr")
     cfg: SCANConfig
 
@@ -201,8 +202,9 @@ class SCAN(Method):
         k = ctx.data.n_clusters
         k_fine = fine_count(k, cfg.overcluster, ctx.data.n)
         model = self._load(ctx, ctx.weights, cfg.heads, strict=False, n_clusters=k_fine)
-        proj = predict(model, x)[2]
+        proj = predict_pool(model, x)[2]
         neighbors = mine_neighbors(proj, min(cfg.neighbors, ctx.data.n - 1))
+        D.broadcast_(neighbors)  # every process trains on rank 0's graph
         metrics = scan_train(model, x, neighbors, cfg, ctx.generator(2), ctx.curves)
         groups = None
         if k_fine > k:
@@ -235,11 +237,11 @@ class SCAN(Method):
     ) -> tuple[ClusterModel, dict[str, float]]:
         """Self-label a copy of ``model``; keep ``model`` if a cluster empties (pitfall 3)."""
         x = self._pool(ctx)
-        before = cluster_stats(F.softmax(predict(model, x)[0][0], dim=1))
+        before = cluster_stats(F.softmax(predict_pool(model, x)[0][0], dim=1))
         tuned = self._model(ctx, 1)
         tuned.load_state_dict(model.state_dict())
         metrics = selflabel_train(tuned, x, self.cfg.selflabel, ctx.generator(3), ctx.curves)
-        after = cluster_stats(F.softmax(predict(tuned, x)[0][0], dim=1))
+        after = cluster_stats(F.softmax(predict_pool(tuned, x)[0][0], dim=1))
         fallback = after["nonempty_clusters"] < before["nonempty_clusters"]
         return (model if fallback else tuned), {**metrics, "selflabel_fallback": float(fallback)}
 

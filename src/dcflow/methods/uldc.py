@@ -78,7 +78,7 @@ from dcflow.clustering import KMeans, squared_distances
 from dcflow.clustering.merge import MergeConfig
 from dcflow.clustering.metrics import cluster_acc
 from dcflow.config import StrictModel
-from dcflow.data.bank import Images
+from dcflow.data.bank import Images, stream
 from dcflow.errors import StageError
 from dcflow.handoff import ClusterInitOut, PredictOut, RefineOut, SelectionOut
 from dcflow.losses.uldc import c3_loss, evidence_tanh, evidential_loss, sdm_loss, uncertainty
@@ -96,6 +96,7 @@ from dcflow.models.cc_backbones import CCNetwork
 from dcflow.models.state import load_into
 from dcflow.progress import Progress
 from dcflow.selection.uldc import check_counts, select_partners
+from dcflow.train import distributed as D
 from dcflow.transforms.presets import CCView
 
 
@@ -149,6 +150,7 @@ class ULDC(CC):
     Config = ULDCConfig
     stages = ("download-weights", "pretrain", "cluster-init", "refine", "evaluate")
     training_stages = frozenset({"pretrain", "refine"})
+    data_parallel = frozenset({"pretrain", "refine"})  # CC, then the ULDC fine-tuning
     weights_owner = "cc"
     cfg: ULDCConfig
 
@@ -157,25 +159,8 @@ class ULDC(CC):
         return "model" if self.cfg.refine.assign == "head" else "constructed"
 
     def uldc_loss(self, z1: torch.Tensor, z2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All ULDC terms for one batch of unit embeddings ``z1``, ``z2`` (``[B, m]``).
-
-        Returns:
-            ``total``, ``c3``, ``evi``, ``sdm`` (scalars), ``u`` (``[B]``), ``y`` (``[B, B]``).
-        """
-        r = self.cfg.refine
-        s = z1 @ z2.T
-        with torch.no_grad():
-            e = evidence_tanh(s, r.tau_evidence)
-            u = uncertainty(e + 1.0, e.T + 1.0)
-            y = select_partners(s, u, r.k_sim, r.k_unc, r.k_cut).indicator
-        s_evi = s if r.evidential_grad else s.detach()
-        terms = {
-            "c3": c3_loss(z1, z2, r.zeta),
-            "evi": evidential_loss(s_evi, y, r.tau_evidence, r.lambda_kl, r.evidential_weights),
-            "sdm": sdm_loss(z1, z2, y, r.kappa, r.eps),
-        }
-        terms["total"] = r.c3_weight * terms["c3"] + terms["evi"] + r.sdm_weight * terms["sdm"]
-        return {**terms, "u": u, "y": y}
+        """:func:`uldc_terms` with this run's refine settings."""
+        return uldc_terms(z1, z2, self.cfg.refine)
 
     def _epoch(
         self,
@@ -183,50 +168,61 @@ class ULDC(CC):
         opt: torch.optim.Optimizer,
         x: Images,
         aug: CCView,
-        gen: torch.Generator,
+        gens: tuple[torch.Generator, torch.Generator],
     ) -> dict[str, float]:
-        """One shuffled epoch; mean of each loss term and of the uncertainty."""
+        """One shuffled epoch; mean of each loss term and of the uncertainty.
+
+        Under data parallelism (:mod:`dcflow.train.distributed`) every process embeds its shard
+        of the global batch and the loss is computed on the gathered ``[B, m]`` embeddings, so the
+        partner selection, ``S`` and every term are those of one process holding the batch.
+        ``gens`` holds the batch-order generator (the same on every process) and this process's
+        augmentation generator (the same one in a single process).
+        """
         sums: dict[str, float] = {"total": 0.0, "c3": 0.0, "evi": 0.0, "sdm": 0.0, "u": 0.0}
-        batches = epoch_batches(x.shape[0], self.cfg.refine.batch_size, gen, x.device)
-        for idx in batches:
-            xb = x[idx]
-            z1 = model.embed_features(model.backbone(aug(xb, gen)))
-            z2 = model.embed_features(model.backbone(aug(xb, gen)))
+        gen, aug_gen = gens
+        parts = epoch_batches(x.shape[0], self.cfg.refine.batch_size, gen, x.device)
+        for _, xb in stream(x, (D.shard(batch) for batch in parts)):
+            z1 = D.gather_batch(model.embed_features(model.backbone(aug(xb, aug_gen))))[0]
+            z2 = D.gather_batch(model.embed_features(model.backbone(aug(xb, aug_gen))))[0]
             terms = self.uldc_loss(z1, z2)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
+            D.average_gradients(model)
             opt.step()
             for key in sums:
                 sums[key] += float(terms[key].detach().mean())
-        return {k: v / len(batches) for k, v in sums.items()}
+        return {k: v / len(parts) for k, v in sums.items()}
 
     def refine(
         self, ctx: StageContext, init: ClusterInitOut, selection: SelectionOut | None
     ) -> RefineOut:
         """ULDC fine-tuning, then cluster-head labels after the last epoch.
 
-        docs/specs/uldc.md §4.3.
+        docs/specs/uldc.md §4.3. Data-parallel under ``--nproc`` (the global batch is
+        ``refine.batch_size``).
         """
         r = self.cfg.refine
         check_counts(r.k_sim, r.k_unc, r.k_cut, min(r.batch_size, ctx.data.n))
         torch.manual_seed(ctx.seed)
-        x, model, gen = self.images(ctx), self.load_network(ctx), ctx.generator(2)
+        x, gen = self.images(ctx), ctx.generator(2)
+        model = D.prepare(self.load_network(ctx), ctx.device)
+        gens = (gen, D.process_generator(gen))  # same batches on every process, own views
         aug = self.views()
         init_labels = torch.from_numpy(init.labels).to(ctx.device)
         params = [*model.backbone.parameters(), *model.instance_head.parameters()]
         opt = torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
         bar, history = Progress("refine", r.epochs), []
         for epoch in range(1, r.epochs + 1):
-            row = self._epoch(model, opt, x, aug, gen)
+            row = self._epoch(model, opt, x, aug, gens)
             if not np.isfinite(row["total"]):
                 raise StageError(f"ULDC refine diverged at epoch {epoch}; lower refine.lr")
-            z, p = self.infer(model, x)
+            z, p = self.infer_pool(model, x)
             row["z_std"] = float(z.std(0).mean())
             row["changed_vs_init"] = float((p.argmax(1) != init_labels).float().mean())
             history.append({"epoch": epoch, **row})
             ctx.curves.log(epoch, **row)
             bar.update(epoch, loss=row["total"], changed=row["changed_vs_init"])
-        z, p = self.infer(model, x)
+        z, p = self.infer_pool(model, x)
         head, readout = p.argmax(1), None
         if r.assign == "kmeans":
             p, readout = kmeans_readout(z, ctx.data.n_clusters, r.kmeans_restarts, ctx.seed)
@@ -291,3 +287,27 @@ def kmeans_readout(
     groups = torch.arange(k, device=z.device)
     readout = {"centers": km.cluster_centers_, "variance": var, "groups": groups}
     return torch.softmax(-d2 / (2.0 * var), dim=1), readout
+
+
+def uldc_terms(z1: torch.Tensor, z2: torch.Tensor, r: RefineConfig) -> dict[str, torch.Tensor]:
+    """All ULDC terms for one batch of unit embeddings ``z1``, ``z2`` (``[B, m]``).
+
+    docs/specs/uldc.md §4.3: ``S = z1 z2^T``, tanh evidence and the Dirichlet uncertainty, the
+    partner indicator ``Y``, then ``L = c3_weight L_C3 + L_evi + sdm_weight L_SDC``.
+
+    Returns:
+        ``total``, ``c3``, ``evi``, ``sdm`` (scalars), ``u`` (``[B]``), ``y`` (``[B, B]``).
+    """
+    s = z1 @ z2.T
+    with torch.no_grad():
+        e = evidence_tanh(s, r.tau_evidence)
+        u = uncertainty(e + 1.0, e.T + 1.0)
+        y = select_partners(s, u, r.k_sim, r.k_unc, r.k_cut).indicator
+    s_evi = s if r.evidential_grad else s.detach()
+    terms = {
+        "c3": c3_loss(z1, z2, r.zeta),
+        "evi": evidential_loss(s_evi, y, r.tau_evidence, r.lambda_kl, r.evidential_weights),
+        "sdm": sdm_loss(z1, z2, y, r.kappa, r.eps),
+    }
+    terms["total"] = r.c3_weight * terms["c3"] + terms["evi"] + r.sdm_weight * terms["sdm"]
+    return {**terms, "u": u, "y": y}

@@ -124,22 +124,23 @@ def channel_stats(x: Images) -> tuple[torch.Tensor, torch.Tensor]:
 
 @torch.no_grad()
 def predict(
-    model: ClusterModel, x: Images, batch_size: int = 1024
+    model: ClusterModel, x: Images, batch_size: int = 1024, rows: slice | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eval-mode pass over ``x``.
+    """Eval-mode pass over ``x`` (or its contiguous ``rows``).
 
     Returns:
-        ``(logits [H, N, K], features [N, d], projections [N, p])``.
+        ``(logits [H, R, K], features [R, d], projections [R, p])`` for the ``R`` rows.
     """
+    start, stop = (0, x.shape[0]) if rows is None else (rows.start, rows.stop)
     was = model.training
     model.eval()
     logits, feats, projs = [], [], []
-    for xb in x.split(batch_size):
-        f = model.features(xb)
+    for i in range(start, stop, batch_size):
+        f = model.features(x[i : min(i + batch_size, stop)])
         feats.append(f)
         projs.append(F.normalize(model.contrastive_head(f), dim=1))
         if len(model.cluster_head):
             logits.append(torch.stack([head(f) for head in model.cluster_head]))
     model.train(was)
-    out = torch.cat(logits, 1) if logits else torch.empty(0, x.shape[0], model.n_clusters)
+    out = torch.cat(logits, 1) if logits else torch.empty(0, stop - start, model.n_clusters)
     return out, torch.cat(feats), torch.cat(projs)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from typing import Any
 
+from dcflow.handoff import ClusterInitOut
+from dcflow.progress import emit
+from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
+from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
 
 
 @guard
@@ -26,4 +32,48 @@ def cluster_init(
     ) as stage:
         if stage.reused is not None:
             return stage.reused
-        return stage.close(stage.method.cluster_init(stage.ctx))
+        method = stage.method
+        if method.run.nproc > 1 and "cluster-init" in method.data_parallel:
+            return stage.close(launch.cluster_init_processes(config_json, method, stage.ctx))
+        return stage.close(method.cluster_init(stage.ctx))
+
+
+@guard
+def cluster_init_job(
+    config_json: str,
+    out_dir: str,
+    weights_uri: str,
+    weights_sha256: str,
+    job_json: str,
+    job_name: str,
+    started: float | None = None,
+    api: Any = None,
+) -> dict[str, Any]:
+    """cluster-init as a Kubeflow Trainer job (``compile.py --workers``; SCAN, RUC).
+
+    The run config and the verified weights go to ``<mount>/<job_name>/`` on the shared volume;
+    every worker runs ``torchrun -m dcflow.stages.train_worker cluster-init`` on them, rank 0
+    writes the artifact to ``<mount>/<job_name>/out``, which this task reads back and saves as
+    its own output. A failed job fails this task with the job's message.
+
+    Returns:
+        The stage's compact report.
+    """
+    settings = JobSettings.from_dict(json.loads(job_json))
+    with open_stage(
+        "cluster-init", config_json, out_dir, {}, weights_uri, weights_sha256, started,
+        cached=False,
+    ) as stage:  # fmt: skip
+        launch.check_nproc(stage.method, "cluster-init", nproc=2)
+        with shared_dir(settings, job_name) as shared:
+            (shared / "config.json").write_text(config_json)
+            weights = ""
+            if stage.ctx.weights is not None:
+                shutil.copyfile(stage.ctx.weights, shared / "weights.pt")
+                weights = str(shared / "weights.pt")
+            args = worker_args(
+                "cluster-init", str(shared / "config.json"), str(shared / "out"), weights
+            )
+            run_job(job_name, settings, args, api=api, log=emit)
+            result = launch.load_output(ClusterInitOut, shared / "out", stage.ctx)
+            return stage.close(result)

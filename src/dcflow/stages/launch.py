@@ -18,15 +18,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dcflow import artifacts as art
 from dcflow.errors import ConfigError, StageError
-from dcflow.handoff import PretrainOut, RefineOut
+from dcflow.handoff import ClusterInitOut, PretrainOut, RefineOut
 from dcflow.methods.base import Method, StageContext
 from dcflow.models.state import load_state
 from dcflow.progress import emit
 
+T = TypeVar("T", ClusterInitOut, RefineOut)
 CURVES_FILE = "curves.json"
 METRICS_FILE = "metrics.json"
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt): ")
@@ -131,10 +132,26 @@ def refine_processes(
         return load_refine(out, ctx)
 
 
+def cluster_init_processes(config_json: str, method: Method, ctx: StageContext) -> ClusterInitOut:
+    """The cluster-init hook's output, computed by ``method.run.nproc`` processes (SCAN, RUC).
+
+    The workers read the weights this stage already verified.
+    """
+    with tempfile.TemporaryDirectory(prefix="dcflow-ddp-") as tmp:
+        weights = (str(ctx.weights or ""),)
+        out = _run_workers("cluster-init", config_json, method, Path(tmp), weights)
+        return load_output(ClusterInitOut, out, ctx)
+
+
 def load_refine(out: Path, ctx: StageContext) -> RefineOut:
     """Rank 0's saved refine output (metrics included), with its curves added to ``ctx.curves``."""
+    return load_output(RefineOut, out, ctx)
+
+
+def load_output(kind: type[T], out: Path, ctx: StageContext) -> T:
+    """Rank 0's saved ``kind`` output (metrics included); its curves are added to ``ctx.curves``."""
     add_curves(out, ctx)
-    result = RefineOut.load(out)
+    result = kind.load(out)
     result.metrics = json.loads((out / METRICS_FILE).read_text())
     return result
 
@@ -153,7 +170,9 @@ def read_back(out: Path, ctx: StageContext) -> PretrainOut:
     return result
 
 
-def save_output(result: PretrainOut | RefineOut, curves: dict[str, Any], out: Path) -> None:
+def save_output(
+    result: PretrainOut | ClusterInitOut | RefineOut, curves: dict[str, Any], out: Path
+) -> None:
     """Rank 0's side: the hook's output, its metrics and the curves, for the stage to load."""
     result.save(out)
     (out / METRICS_FILE).write_text(json.dumps(result.metrics))

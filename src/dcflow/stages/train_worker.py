@@ -1,9 +1,10 @@
 """One process of a data-parallel training stage: ``python -m dcflow.stages.train_worker``.
 
 Started by torchrun (``--nproc`` on one machine, :mod:`dcflow.stages.launch`) or as the command of
-a Kubeflow Trainer job's workers (``compile.py --workers``). Arguments: the stage (``pretrain`` or
-``refine``), the run config JSON file and the output directory; refine adds the cluster-init and
-selection artifact directories and the verified weights. Every process builds the same stage
+a Kubeflow Trainer job's workers (``compile.py --workers``). Arguments: the stage (``pretrain``,
+``cluster-init`` or ``refine``), the run config JSON file and the output directory; cluster-init
+adds the verified weights, refine the cluster-init and selection artifact directories and the
+verified weights. Every process builds the same stage
 context, joins the process group torchrun describes (gloo on CPU; nccl on CUDA with
 ``LOCAL_RANK``'s device), runs the same hook; only rank 0 writes the output. Progress lines come
 from rank 0 only.
@@ -22,6 +23,8 @@ from typing import Any
 
 from dcflow.errors import DcflowError
 
+WORKER_STAGES = ("pretrain", "cluster-init", "refine")
+
 
 def main(argv: list[str]) -> int:
     """Run ``argv = [stage, config.json, out_dir]`` in this process; return the exit code."""
@@ -35,7 +38,7 @@ def main(argv: list[str]) -> int:
     from dcflow.train.distributed import init_from_env
 
     stage, config_path, out, *extra = argv
-    if stage not in ("pretrain", "refine"):
+    if stage not in WORKER_STAGES:
         print(f"dcflow: error: no data-parallel worker for stage {stage!r}", file=sys.stderr)
         return 2
     try:
@@ -63,10 +66,18 @@ def main(argv: list[str]) -> int:
 
 
 def _hook(method: Any, stage: str, ctx: Any, extra: list[str]) -> Any:
-    """Call ``stage``'s hook; refine reads ``extra = [init_dir, selection_dir, weights]``."""
+    """Call ``stage``'s hook.
+
+    cluster-init reads ``extra = [weights]``, refine ``extra = [init_dir, selection_dir,
+    weights]``.
+    """
     if stage == "pretrain":
         return method.pretrain(ctx)
     from dcflow.handoff import ClusterInitOut, SelectionOut
+
+    if stage == "cluster-init":
+        ctx.weights = Path(extra[0]) if extra[0] else None
+        return method.cluster_init(ctx)
 
     init_dir, selection_dir, weights = extra
     ctx.weights = Path(weights) if weights else None

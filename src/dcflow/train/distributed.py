@@ -193,8 +193,9 @@ def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
 def shard(idx: torch.Tensor) -> torch.Tensor:
     """This process's contiguous part of a global batch of indices.
 
-    The global batch must split evenly: the trainers use ``drop_last``-style global batches
-    whose size is a multiple of the world size (:func:`check_global_batch`).
+    Every process gets ``len(idx) // N`` rows, so that :func:`gather_batch` sees equal parts; a
+    global batch that does not split evenly leaves out its last ``len(idx) % N`` indices (the
+    documented rule, docs/scaling.md). One process gets ``idx`` whole.
     """
     w = world()
     if w.size == 1:
@@ -214,16 +215,6 @@ def process_generator(shared: torch.Generator) -> torch.Generator:
     if w.size == 1:
         return shared
     return torch.Generator().manual_seed(shared.initial_seed() + 7919 * (w.rank + 1))
-
-
-def check_global_batch(batch_size: int) -> None:
-    """Raise ``ValueError`` unless the global ``batch_size`` splits evenly over the processes."""
-    w = world()
-    if batch_size % w.size:
-        raise ValueError(
-            f"the global batch_size {batch_size} does not split over {w.size} processes; "
-            f"use a multiple of {w.size}"
-        )
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -5,6 +5,11 @@ included); anchor and neighbour get independent random views; every head gets th
 the heads' losses are summed. After each epoch a label-free validation loss (consistency of each
 anchor with its first ``val_neighbors`` candidates minus ``val_entropy_weight`` times the entropy,
 eval mode, non-augmented images) scores every head; the lowest (epoch, head) is kept.
+
+Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): every process draws the same
+global batch and neighbour picks, trains on its shard of them with its own views, and the entropy
+term sees the global batch (:func:`dcflow.losses.scan.scan_loss`). The validation pass embeds each
+process's rows of the pool and gathers them, so every process keeps the same (epoch, head).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dcflow.errors import StageError
 from dcflow.losses.scan import entropy, scan_loss
 from dcflow.models.cluster import ClusterModel, predict
 from dcflow.progress import Curves, Progress
+from dcflow.train import distributed as D
 from dcflow.train.common import batches, make_optimizer
 from dcflow.transforms.views import ViewConfig, random_view
 
@@ -84,21 +90,42 @@ def validation_loss(
     return consistency - entropy_weight * entropy(p.mean(1))
 
 
+def predict_pool(model: ClusterModel, x: Images) -> tuple[torch.Tensor, ...]:
+    """:func:`~dcflow.models.cluster.predict` of the whole pool, each process on its own rows.
+
+    The rows are gathered, so every process holds the same ``(logits [H, N, K], features [N, d],
+    projections [N, p])``; in one process this is ``predict(model, x)``.
+    """
+    n = x.shape[0]
+    logits, feats, projs = predict(model, x, rows=D.process_rows(n))
+    if D.world().size == 1:
+        return logits, feats, projs
+    logits = D.gather_rows(logits.transpose(0, 1).contiguous(), n).transpose(0, 1)
+    return logits, D.gather_rows(feats, n), D.gather_rows(projs, n)
+
+
 def _scan_epoch(
     model: ClusterModel,
     opt: torch.optim.Optimizer,
     x: Images,
     neighbors: torch.Tensor,
     cfg: ScanConfig,
-    gen: torch.Generator,
+    gens: tuple[torch.Generator, torch.Generator],
 ) -> float:
-    """One shuffled epoch of the summed per-head SCAN loss; returns its mean over the pool."""
+    """One shuffled epoch of the summed per-head SCAN loss; returns its mean over the pool.
+
+    ``gens`` holds the batch and neighbour-pick generator (the same on every process) and this
+    process's view generator (the same one in a single process).
+    """
+    gen, view_gen = gens
     model.train()
-    total = torch.zeros((), device=x.device)
-    for idx in batches(x.shape[0], cfg.batch_size, gen, x.device):
-        pick = torch.randint(0, neighbors.shape[1], (idx.numel(),), generator=gen)
-        nbr = neighbors[idx, pick.to(x.device)]
-        views = torch.cat([random_view(x[idx], cfg.view, gen), random_view(x[nbr], cfg.view, gen)])
+    total, count = torch.zeros((), device=x.device), 0
+    for batch in batches(x.shape[0], cfg.batch_size, gen, x.device):
+        pick = torch.randint(0, neighbors.shape[1], (batch.numel(),), generator=gen)
+        idx, nbr = D.shard(batch), D.shard(neighbors[batch, pick.to(x.device)])
+        views = torch.cat(
+            [random_view(x[idx], cfg.view, view_gen), random_view(x[nbr], cfg.view, view_gen)]
+        )
         logits = model(views)  # [H, 2B, K]
         la, ln = logits[:, : idx.numel()], logits[:, idx.numel() :]
         loss = sum(
@@ -107,9 +134,11 @@ def _scan_epoch(
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        D.average_gradients(model)
         opt.step()
         total += loss.detach() * idx.numel()
-    return float(total) / x.shape[0]
+        count += idx.numel()
+    return float(D.mean_over_processes(total / max(count, 1)))
 
 
 def scan_train(
@@ -130,17 +159,19 @@ def scan_train(
         gen: CPU generator.
         curves: per-epoch curves.
     """
+    model = D.prepare(model, x.device)
     params = model.parameters() if cfg.update_backbone else model.cluster_head.parameters()
     opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay)
+    gens = (gen, D.process_generator(gen))
     best: tuple[float, int, int] = (math.inf, -1, -1)
     best_state: dict[str, torch.Tensor] = {}
     bar, train_loss = Progress("scan", cfg.epochs), math.nan
     for epoch in range(1, cfg.epochs + 1):
-        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gen)
+        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gens)
         if not math.isfinite(train_loss):
             raise StageError(f"SCAN diverged (loss {train_loss}) at epoch {epoch}; lower scan.lr")
         val = validation_loss(
-            predict(model, x)[0], neighbors, cfg.val_neighbors, cfg.val_entropy_weight
+            predict_pool(model, x)[0], neighbors, cfg.val_neighbors, cfg.val_entropy_weight
         )
         head = int(val.argmin())
         if float(val[head]) < best[0]:

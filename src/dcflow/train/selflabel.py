@@ -4,6 +4,9 @@ Per batch, model in train mode: pseudo-labels and confidences from the non-augme
 without gradient; class-balanced cross-entropy on strong views of the samples with confidence
 above the threshold (:func:`dcflow.losses.scan.selflabel_loss`). Batches with no confident sample
 are skipped and counted (upstream crashes on them).
+
+Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): each process takes its shard of
+the global batch; the confident set, its class weights and the loss's denominator are global.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dcflow.errors import StageError
 from dcflow.losses.scan import selflabel_loss
 from dcflow.models.cluster import ClusterModel
 from dcflow.progress import Curves, Progress
+from dcflow.train import distributed as D
 from dcflow.train.common import batches, make_optimizer
 from dcflow.train.scan import paper_strong_view
 from dcflow.transforms.views import ViewConfig, random_view
@@ -47,24 +51,30 @@ def selflabel_train(
     Returns:
         Metrics: skipped batches, last-epoch confident fraction and loss.
     """
+    model = D.prepare(model, x.device)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
     bar, skipped, frac, last = Progress("self-label", cfg.epochs), 0, math.nan, math.nan
+    view_gen = D.process_generator(gen)  # same batches on every process, own views
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         n_conf, seen, total, steps = 0, 0, 0.0, 0
-        for idx in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
+        for batch in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
+            idx = D.shard(batch)
             xb = x[idx]
             with torch.no_grad():
                 probs = F.softmax(model(xb)[0], dim=1)
-            loss, k = selflabel_loss(model(random_view(xb, cfg.view, gen))[0], probs, cfg.threshold)
-            n_conf, seen = n_conf + k, seen + idx.numel()
+            strong = model(random_view(xb, cfg.view, view_gen))[0]
+            loss, k = selflabel_loss(strong, probs, cfg.threshold)
+            n_conf, seen = n_conf + k, seen + idx.numel() * D.world().size
             if loss is None:
                 skipped += 1
                 continue
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            D.average_gradients(model)
             opt.step()
-            total, steps = total + float(loss.detach()), steps + 1
+            total += float(D.mean_over_processes(loss.detach()))
+            steps += 1
         frac, last = n_conf / max(seen, 1), total / max(steps, 1)
         if not math.isfinite(last):
             raise StageError(f"self-labelling diverged at epoch {epoch}; lower selflabel.lr")
