@@ -12,7 +12,8 @@ the pretrain stage in N torchrun processes (gloo on CPU) on the same global batc
 runs ``--threads`` threads. Prints a markdown table per ``--nproc``: ACC/NMI/ARI as mean ± sample
 std over the seeds, and the pretrain stage's training throughput (``samples_per_second``: global
 samples per second of the training loop alone, without torchrun's start-up) with its ratio to
-``--nproc 1``, and the pretrain stage's wall time (start-up included).
+``--nproc 1``, and the wall time (start-up included) of the pretrain stage and of cluster-init and
+refine where the method has them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 DCFLOW = [sys.executable, "-m", "dcflow.cli"]
+LATER = ("cluster-init", "refine")  # stages that may train data-parallel after pretrain
 
 
 def run_cell(
@@ -87,20 +89,26 @@ def main(argv: list[str] | None = None) -> int:
                 **{k: s["metrics"][k] for k in ("acc", "nmi", "ari")},
                 "samples_per_second": pre["metrics"]["samples_per_second"],
                 "pretrain_seconds": pre["seconds"],
+                **{
+                    f"{st}_seconds": s["stages"][st]["seconds"] for st in LATER if st in s["stages"]
+                },
             }
             print(json.dumps(cell), file=sys.stderr, flush=True)
             cells.append(cell)
     base = statistics.mean(c["samples_per_second"] for c in cells if c["nproc"] == nprocs[0])
     print(f"{args.method} on {args.dataset}, seeds {args.seeds}, {args.threads} thread(s)/process")
     print()
-    print("| --nproc | ACC | NMI | ARI | samples/s | vs first row | pretrain wall s |")
-    print("|---|---|---|---|---|---|---|")
+    later = [st for st in LATER if all(f"{st}_seconds" in c for c in cells)]
+    head = "".join(f" {st} wall s |" for st in later)
+    print(f"| --nproc | ACC | NMI | ARI | samples/s | vs first row | pretrain wall s |{head}")
+    print("|---|---|---|---|---|---|---|" + "---|" * len(later))
     for n in nprocs:
         rows = [c for c in cells if c["nproc"] == n]
         rate = statistics.mean(c["samples_per_second"] for c in rows)
-        wall = statistics.mean(c["pretrain_seconds"] for c in rows)
+        walls = [statistics.mean(c[f"{st}_seconds"] for c in rows) for st in ("pretrain", *later)]
         scores = " | ".join(_mean_std([c[m] for c in rows]) for m in ("acc", "nmi", "ari"))
-        print(f"| {n} | {scores} | {rate:.0f} | {rate / base:.2f}× | {wall:.0f} |")
+        cols = " | ".join(f"{w:.0f}" for w in walls)
+        print(f"| {n} | {scores} | {rate:.0f} | {rate / base:.2f}× | {cols} |")
     if args.json:
         Path(args.json).write_text(json.dumps(cells, indent=2))
     return 0

@@ -1,6 +1,6 @@
 """refine as a Kubeflow Trainer job: stage its inputs, submit it, wait, save rank 0's output."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from dcflow_components._base import COMPONENT_KWARGS
 from kfp import dsl
@@ -16,8 +16,9 @@ def refine_job(
     job: str,
     init: Input[Artifact],
     out: Output[Artifact],
+    selection: Optional[Input[Artifact]] = None,  # noqa: UP045  (KFP parses Optional only)
 ) -> NamedTuple("Outputs", reports=str):
-    """Run the method's data-parallel refine (ProPos, HaDis) as a TrainJob/PyTorchJob."""
+    """Run the method's data-parallel refine as a TrainJob/PyTorchJob (with RUC's selection)."""
     import json
     import time
     import uuid
@@ -26,5 +27,6 @@ def refine_job(
     from dcflow.stages.refine import refine_job as run
 
     name = f"dcflow-refine-{uuid.uuid4().hex[:10]}"  # a retry starts a new job
-    r = run(config, init.path, out.path, "", weights_uri, weights_sha256, job, name, started)
+    chosen = selection.path if selection is not None else ""  # none: ProPos, HaDis, ULDC, SCAN
+    r = run(config, init.path, out.path, chosen, weights_uri, weights_sha256, job, name, started)
     return (json.dumps([*json.loads(reports), r]),)

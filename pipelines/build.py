@@ -122,12 +122,9 @@ def uses_job(cls: Any, settings: ClusterSettings, stage: str = "pretrain") -> st
     """The JSON job settings when ``cls``'s ``stage`` runs as a multi-worker job, else "".
 
     Only data-parallel stages (``Method.data_parallel``) become jobs; the other stages and
-    methods stay plain tasks whatever ``--workers`` says. A refine job takes no selection
-    artifact, so only the methods without a selection stage (ProPos, HaDis) have one.
+    methods stay plain tasks whatever ``--workers`` says.
     """
     if settings.workers <= 1 or stage not in cls.data_parallel:
-        return ""
-    if stage == "refine" and "confident-sample-selection" in cls.stages:
         return ""
     return job_settings(settings)
 
@@ -142,7 +139,8 @@ def cluster_init_task(stage: Stager, job: str, **inputs: Any) -> Any:
 def refine_task(stage: Stager, job: str, selection: dict[str, Any], **inputs: Any) -> Any:
     """The refine task: in the task's own process, or as a Trainer job launched by a light task."""
     if job:
-        return apply_launcher(refine_job(job=job, **inputs), stage.settings, "refine")
+        task = refine_job(job=job, **inputs, **selection)
+        return apply_launcher(task, stage.settings, "refine")
     return stage(refine(**inputs, **selection), "refine")
 
 

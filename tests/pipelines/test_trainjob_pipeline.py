@@ -73,10 +73,15 @@ def test_one_process_methods_stay_plain_tasks(tmp_path: Path) -> None:
     spec, _ = _compile(tmp_path, "aspc-da", *JOB)
     assert "exec-pretrain" in spec["deploymentSpec"]["executors"]
     assert "exec-pretrain-job" not in spec["deploymentSpec"]["executors"]
-    spec, _ = _compile(tmp_path, "ruc", *JOB)  # SimCLR and SCAN are jobs; RUC's refine is not
+    spec, _ = _compile(tmp_path, "ruc", *JOB)  # SimCLR, SCAN and the co-training are jobs
     execs = set(spec["deploymentSpec"]["executors"])
-    assert {"exec-pretrain-job", "exec-cluster-init-job", "exec-refine"} <= execs
-    assert not {"exec-cluster-init", "exec-refine-job"} & execs
+    assert {"exec-pretrain-job", "exec-cluster-init-job", "exec-refine-job"} <= execs
+    assert not {"exec-cluster-init", "exec-refine"} & execs
+    assert "exec-confident-sample-selection" in execs  # the light stage stays a plain task
+    refine_inputs = spec["root"]["dag"]["tasks"]["refine-job"]["inputs"]["artifacts"]
+    assert refine_inputs["selection"]["taskOutputArtifact"]["producerTask"] == (
+        "confident-sample-selection"
+    )
 
 
 def test_scan_trains_every_stage_as_a_job(tmp_path: Path) -> None:
@@ -170,29 +175,36 @@ def test_refine_job_runs_hadis_em_epochs_in_the_job(
                    api=LocalTrainer(fail=True))  # fmt: skip
 
 
-def test_cluster_init_job_runs_the_scan_step_in_the_job(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dcflow.handoff import ClusterInitOut
+def test_ruc_cluster_init_and_refine_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUC on the cluster path: the SCAN step as a cluster-init job, then the co-training as a
+    refine job that reads the selection artifact from the shared volume."""
+    from dcflow.handoff import ClusterInitOut, RefineOut
     from dcflow.stages.cluster_init import cluster_init_job
+    from dcflow.stages.confident_sample_selection import confident_sample_selection
     from dcflow.stages.pretrain import pretrain
+    from dcflow.stages.refine import refine_job
 
     monkeypatch.chdir(tmp_path)
-    cls = get_method("scan")
+    cls = get_method("ruc")
     over = [*cls.smoke, "dataset.limit=200", "threads=1"]
-    config = build_run_config("scan", cls.Config, {"name": "digits"}, None, over).to_json()
+    config = build_run_config("ruc", cls.Config, {"name": "digits"}, None, over).to_json()
     pre = pretrain(config, str(tmp_path / "store"), str(tmp_path / "pre"))
     weights = (pre["weights_uri"], pre["weights_sha256"])
     args = (config, str(tmp_path / "init"), *weights, _job(tmp_path))
     report = cluster_init_job(*args, "dcflow-cluster-init-t", api=LocalTrainer())
-    result = ClusterInitOut.load(tmp_path / "init")
-    assert result.labels.shape == (200,) and result.neighbors is not None
+    init = ClusterInitOut.load(tmp_path / "init")
+    assert init.labels.shape == (200,) and init.neighbors is not None
     assert "scan_best_head" in report["metrics"]
     assert not (tmp_path / "shared" / "dcflow-cluster-init-t").exists()  # cleaned up
     with pytest.raises(StageError, match="TrainJob ns/dcflow-cluster-init-f failed: exit code"):
         cluster_init_job(config, str(tmp_path / "i2"), *args[2:], "dcflow-cluster-init-f",
                          api=LocalTrainer(fail=True))  # fmt: skip
     assert not (tmp_path / "i2" / "labels.npy").exists()
+    confident_sample_selection(config, str(tmp_path / "init"), str(tmp_path / "sel"))
+    dirs = (str(tmp_path / "init"), str(tmp_path / "refine"), str(tmp_path / "sel"))
+    refine_job(config, *dirs, *weights, _job(tmp_path), "dcflow-refine-t", api=LocalTrainer())
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.selected is not None
 
 
 def test_a_failed_job_fails_the_launcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,19 +99,28 @@ def test_scan_cluster_init_and_refine_in_two_processes(
     assert "confident_fraction" in report["metrics"]
 
 
-def test_ruc_cluster_init_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """RUC's cluster-init (SCAN then self-labelling) runs data-parallel; its refine does not."""
-    from dcflow.errors import ConfigError
-    from dcflow.handoff import ClusterInitOut
+def test_ruc_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUC's cluster-init (SCAN then self-labelling) and co-training refine under torchrun."""
+    from dcflow.handoff import ClusterInitOut, RefineOut
+    from dcflow.stages.confident_sample_selection import confident_sample_selection
+    from dcflow.stages.refine import refine
 
     monkeypatch.chdir(tmp_path)
-    _two_process_stages("ruc", tmp_path)
+    config_json, weights = _two_process_stages("ruc", tmp_path)
     init = ClusterInitOut.load(tmp_path / "init")
     assert init.labels.shape == (200,) and init.proba is not None
     assert "selflabel_fallback" in init.metrics
-    cfg, _ = load_run(_config(2, "ruc"))
-    with pytest.raises(ConfigError, match="does not train its refine stage data-parallel"):
-        launch.check_nproc(get_method("ruc")(cfg), "refine")
+    confident_sample_selection(config_json, str(tmp_path / "init"), str(tmp_path / "sel"))
+    args = (str(tmp_path / "init"), str(tmp_path / "refine"), str(tmp_path / "sel"))
+    report = refine(config_json, *args, *weights)
+    result = RefineOut.load(tmp_path / "refine")
+    assert result.labels.shape == (200,) and result.model is not None
+    assert result.selected is not None and result.history
+    assert all(v == v for v in report["metrics"].values())
+    assert (
+        report["metrics"]["clean_fraction"]
+        >= json.loads((tmp_path / "sel" / "report.json").read_text())["metrics"]["clean_fraction"]
+    )  # co-refurbishing never shrinks the clean set
 
 
 def test_uldc_refine_in_two_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

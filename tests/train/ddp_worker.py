@@ -114,6 +114,36 @@ def step(full: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
     return {f"{kind}.{k}": v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def ruc_step(full: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """RUC's ``L_X``, ``L_U``, ``L_S`` (gathered MixUp, global counts) and one SGD step of a
+    small CNN with batch norm. Fixed views (identity strong view), so only the sharding differs."""
+    from dcflow.models.cluster import ModelConfig, build_model
+    from dcflow.train.ruc import RUCRefineConfig, _losses
+    from dcflow.transforms.views import ViewConfig
+
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(backbone="small_cnn", widths=[4, 8], proj_dim=4), (1, 6, 6), K, 1)
+    net = D.prepare(net, torch.device("cpu"))
+    opt = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
+    cfg = RUCRefineConfig(strong_view=ViewConfig())
+    idx = D.shard(torch.arange(GLOBAL_BATCH))
+    clean = torch.arange(GLOBAL_BATCH) % 3 != 0  # 11 clean rows: 6 in shard 0, 5 in shard 1
+    targets = full["p1"].softmax(1)
+    views = (full["x"][idx], full["x2"][idx], full["x"][idx].flip(3))
+    gens = (torch.Generator().manual_seed(5), torch.Generator().manual_seed(5))
+    lx, lu, ls = _losses(net, views, targets[idx], full["labels"][idx], clean[idx], cfg, gens)
+    loss = lx + 3.0 * lu + ls
+    opt.zero_grad()
+    loss.backward()
+    D.average_gradients(net)
+    opt.step()
+    out = {
+        f"ruc_{k}": D.mean_over_processes(v.detach())
+        for k, v in zip("xus", (lx, lu, ls), strict=True)
+    }
+    return {**out, **{f"ruc.{k}": v.detach().clone() for k, v in net.state_dict().items()}}
+
+
 def estep() -> dict[str, torch.Tensor]:
     """ProPos's E-step pattern: each process embeds its rows of an 11-row pool, the rows are
     gathered, k-means runs everywhere and rank 0's labels and centres are broadcast."""
@@ -140,6 +170,7 @@ def main(out_path: str) -> None:
     result.update(step(full, "sgd"))
     result.update(step(full, "adam"))
     result.update(estep())
+    result.update(ruc_step(full))
     if w.main:
         torch.save({"world": w.size, **result}, out_path)
 

@@ -56,7 +56,7 @@ def test_world_sizes(runs: tuple[dict, dict]) -> None:
     "name",
     [
         "ntxent_sym", "ntxent_one", "cc_instance", "cc_cluster", "align", "psl", "hsd", "scan",
-        "uldc", "selflabel", "selflabel_one_shard",
+        "uldc", "selflabel", "selflabel_one_shard", "ruc_x", "ruc_u", "ruc_s",
     ],
 )  # fmt: skip
 def test_loss_equals_one_process(runs: tuple[dict, dict], name: str) -> None:
@@ -72,7 +72,7 @@ def test_input_gradients_equal_one_process(runs: tuple[dict, dict], name: str) -
     torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["sgd", "adam", "ruc"])
 def test_optimiser_steps_give_the_same_parameters(runs: tuple[dict, dict], kind: str) -> None:
     one, two = runs
     keys = [k for k in one if k.startswith(f"{kind}.")]

@@ -48,12 +48,25 @@ def mixup(
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Soft cross-entropy ``-(1/M) sum_i sum_c t_ic log softmax(z_i)_c`` (``L_X``; ``L_S``)."""
-    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+    return soft_cross_entropy_sum(logits, targets) / logits.shape[0]
+
+
+def soft_cross_entropy_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``-sum_i sum_c t_ic log softmax(z_i)_c``: :func:`soft_cross_entropy` times the rows.
+
+    The data-parallel form: each process sums its rows and divides by the global count.
+    """
+    return -(targets * F.log_softmax(logits, dim=1)).sum()
+
+
+def mse_probs_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``sum_i sum_c (softmax(z_i)_c - t_ic)^2``: :func:`mse_probs` times rows and classes."""
+    return ((F.softmax(logits, dim=1) - targets) ** 2).sum()
 
 
 def mse_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``L_U``: mean over rows and classes of ``(softmax(z)_c - t_c)^2``."""
-    return ((F.softmax(logits, dim=1) - targets) ** 2).mean()
+    return mse_probs_sum(logits, targets) / logits.numel()
 
 
 def ramp(epoch: int, batch: int, n_batches: int, ramp_epochs: float) -> float:

@@ -49,8 +49,10 @@ from dcflow.methods.scan import SCAN, SCANConfig, cluster_stats, head_size
 from dcflow.models.cluster import ClusterModel, predict
 from dcflow.progress import Progress
 from dcflow.selection.ruc import select_clean
+from dcflow.train import distributed as D
 from dcflow.train.common import make_optimizer
 from dcflow.train.ruc import CoState, RUCRefineConfig, ruc_pass
+from dcflow.train.scan import predict_pool
 
 
 class SelectionConfig(StrictModel):
@@ -89,8 +91,8 @@ class RUC(SCAN):
         "evaluate",
     )
     training_stages = frozenset({"pretrain", "cluster-init", "refine"})
-    # SimCLR and the SCAN + self-label cluster-init; the co-training refine is one process
-    data_parallel = frozenset({"pretrain", "cluster-init"})
+    # SimCLR, the SCAN + self-label cluster-init and the co-training refine
+    data_parallel = frozenset({"pretrain", "cluster-init", "refine"})
     weights_owner = "scan"
     cfg: RUCConfig
 
@@ -164,7 +166,8 @@ class RUC(SCAN):
             clean=torch.from_numpy(sel["clean"]).to(ctx.device),
         )
         start = state.labels.clone()
-        nets = self._nets(ctx, init)
+        net1, net2 = (D.prepare(n, ctx.device) for n in self._nets(ctx, init))
+        nets = (net1, net2)
         opts = [
             make_optimizer(
                 n.parameters(), "sgd", cfg.lr, cfg.weight_decay, cfg.momentum, cfg.nesterov
@@ -173,12 +176,13 @@ class RUC(SCAN):
         ]
         conf = [torch.zeros(ctx.data.n, device=ctx.device) for _ in nets]
         gen, bar = ctx.generator(4), Progress("ruc", cfg.epochs)
+        gens = (gen, D.process_generator(gen))  # same batches and MixUp, own views
         history: list[dict[str, Any]] = []
         for epoch in range(cfg.epochs):
             row: dict[str, float] = {}
             for a in (0, 1):
                 conf[a], m = ruc_pass(
-                    nets[a], nets[1 - a], opts[a], x, state, conf[1 - a], epoch, cfg, gen
+                    nets[a], nets[1 - a], opts[a], x, state, conf[1 - a], epoch, cfg, gens
                 )
                 row.update({f"net{a + 1}_{k}": v for k, v in m.items()})
             proba, labels = self._ensemble(nets, x)
@@ -228,7 +232,7 @@ class RUC(SCAN):
 
         ``p_i = softmax(z_i / T)``; ``T`` (1 unless ``ruc.calibrate``) never changes a label.
         """
-        z1, z2 = predict(nets[0], x)[0][0], predict(nets[1], x)[0][0]
+        z1, z2 = predict_pool(nets[0], x)[0][0], predict_pool(nets[1], x)[0][0]
         return ensemble_proba(z1, z2, temperature), (z1 + z2).argmax(1)
 
     @staticmethod

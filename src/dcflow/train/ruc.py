@@ -8,6 +8,14 @@ for clean samples, sharpened co-guessed predictions for unclean ones) plus label
 strong views of clean samples. Unclean samples that ``A`` predicts with confidence ``>= tau2`` are
 promoted to clean with ``A``'s label (co-refurbishing; the clean set never shrinks). The peer runs
 in train mode under ``no_grad`` as released (its BN statistics move; docs/specs/ruc.md pitfall 15).
+
+Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): every process draws the same
+global batch and takes its shard, with its own weak and strong views. The promotions, the
+confidences and the pseudo-labels are gathered, so every process keeps the same clean set. MixUp
+runs on the gathered global batch of weak views with the shared generator (same ``lambda`` and
+partners as one process); each process forwards its contiguous part of the mixed rows, and every
+loss is a sum over the process's rows divided by the global count, so the mean of the processes'
+losses is the one-process loss.
 """
 
 from __future__ import annotations
@@ -25,13 +33,14 @@ from dcflow.data.bank import Images
 from dcflow.errors import StageError
 from dcflow.losses.mixmatch import (
     mixup,
-    mse_probs,
+    mse_probs_sum,
     ramp,
     sharpen,
     smooth_targets,
-    soft_cross_entropy,
+    soft_cross_entropy_sum,
 )
 from dcflow.models.cluster import ClusterModel
+from dcflow.train import distributed as D
 from dcflow.train.common import batches, cosine_lr, set_lr
 from dcflow.transforms.views import ViewConfig, random_view
 
@@ -119,23 +128,33 @@ def _losses(
     labels: torch.Tensor,
     clean: torch.Tensor,
     cfg: RUCRefineConfig,
-    gen: torch.Generator,
+    gens: tuple[torch.Generator, torch.Generator],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(L_X, L_U, L_S)``; a part whose rows are absent is 0."""
-    _, w1, w2 = views
-    xm, um = clean, ~clean
+    """``(L_X, L_U, L_S)`` of the global batch (this process's share of it); an absent part is 0.
+
+    ``gens``: the shared generator (MixUp's ``lambda`` and permutation) and this process's view
+    generator (the same one in a single process).
+    """
+    gen, view_gen = gens
+    size = D.world().size
+    w1, w2 = D.gather_constant(views[1]), D.gather_constant(views[2])
+    t_all, xm = D.gather_constant(targets), D.gather_constant(clean)
+    um = ~xm
     inputs = torch.cat([w1[xm], w2[xm], w1[um], w2[um]])
-    tgt = torch.cat([targets[xm], targets[xm], targets[um], targets[um]])
+    tgt = torch.cat([t_all[xm], t_all[xm], t_all[um], t_all[um]])
     mixed, mixed_t, _ = mixup(inputs, tgt, cfg.alpha, gen)
-    z = net(mixed)[0]
-    nx, zero = 2 * int(xm.sum()), torch.zeros((), device=z.device)
-    lx = soft_cross_entropy(z[:nx], mixed_t[:nx]) if nx else zero
-    lu = mse_probs(z[nx:], mixed_t[nx:]) if nx < z.shape[0] else zero
+    rows = D.process_rows(mixed.shape[0])
+    z, t = net(mixed[rows])[0], mixed_t[rows]
+    nx, nu = 2 * int(xm.sum()), 2 * int(um.sum())
+    is_x = torch.arange(rows.start, rows.stop, device=z.device) < nx
+    zero = z.sum() * 0.0  # 0 that keeps this process in the backward's collectives
+    lx = soft_cross_entropy_sum(z[is_x], t[is_x]) * (size / nx) if nx else zero
+    lu = mse_probs_sum(z[~is_x], t[~is_x]) * (size / (nu * z.shape[1])) if nu else zero
     ls = zero
     if nx:
-        strong = random_view(views[0][xm], cfg.strong_view, gen)
-        smooth = smooth_targets(labels[xm], z.shape[1], cfg.smoothing)
-        ls = soft_cross_entropy(net(strong)[0], smooth)
+        strong = random_view(views[0][clean], cfg.strong_view, view_gen)
+        smooth = smooth_targets(labels[clean], z.shape[1], cfg.smoothing)
+        ls = soft_cross_entropy_sum(net(strong)[0], smooth) * (2 * size / nx)
     return lx, lu, ls
 
 
@@ -148,9 +167,11 @@ def ruc_pass(
     peer_conf: torch.Tensor,
     epoch: int,
     cfg: RUCRefineConfig,
-    gen: torch.Generator,
+    gens: tuple[torch.Generator, torch.Generator],
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One epoch of ``net`` with ``peer``.
+
+    ``gens``: the shared generator (batch order, MixUp) and this process's view generator.
 
     Returns:
         ``(min-max normalised confidence of net on x^o [N], mean losses)``.
@@ -158,29 +179,45 @@ def ruc_pass(
     set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs))
     net.train()
     peer.train()
+    gen, view_gen = gens
     conf = torch.zeros(x.shape[0], device=x.device)
     parts = batches(x.shape[0], cfg.batch_size, gen, x.device)
     totals = torch.zeros(3, device=x.device)
-    for b, idx in enumerate(parts):
+    for b, batch in enumerate(parts):
+        idx = D.shard(batch)
         xo = x[idx]
-        views = (xo, random_view(xo, cfg.weak_view, gen), random_view(xo, cfg.weak_view, gen))
+        weak = (random_view(xo, cfg.weak_view, view_gen), random_view(xo, cfg.weak_view, view_gen))
+        views = (xo, *weak)
         labels, clean = state.labels[idx], state.clean[idx]
         p_o, targets = co_targets(net, peer, views, labels, clean, peer_conf[idx], cfg.temperature)
-        m, pred = p_o.max(1)
-        conf[idx] = m
-        promote = ~clean & (m >= cfg.tau2_at(epoch))
-        state.clean[idx[promote]] = True
-        state.labels[idx[promote]] = pred[promote]
-        state.refurbished += int(promote.sum())
-        lx, lu, ls = _losses(net, views, targets, labels, clean, cfg, gen)
+        _refurbish(state, conf, batch[: idx.numel() * D.world().size], p_o, cfg.tau2_at(epoch))
+        lx, lu, ls = _losses(net, views, targets, labels, clean, cfg, gens)
         r = ramp(epoch, b, len(parts), cfg.ramp_epochs or cfg.epochs)
         loss = lx + cfg.lambda_u * r * lu + ls
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        D.average_gradients(net)
         opt.step()
         totals += torch.stack([lx.detach(), lu.detach(), ls.detach()])
-    lx_m, lu_m, ls_m = (totals / len(parts)).tolist()
+    lx_m, lu_m, ls_m = (D.mean_over_processes(totals) / len(parts)).tolist()
     if not all(math.isfinite(v) for v in (lx_m, lu_m, ls_m)):
         raise StageError(f"RUC refine diverged at epoch {epoch + 1}; lower ruc.lr")
     normed = (conf - conf.min()) / (conf.max() - conf.min()).clamp_min(1e-12)
     return normed, {"loss_x": lx_m, "loss_u": lu_m, "loss_s": ls_m}
+
+
+def _refurbish(
+    state: CoState, conf: torch.Tensor, used: torch.Tensor, p_o: torch.Tensor, tau2: float
+) -> None:
+    """Co-refurbishing of the global batch ``used`` (every process alike).
+
+    Records ``net``'s confidence on ``x^o`` and promotes the unclean rows it predicts with
+    confidence ``>= tau2`` to clean with its label.
+    """
+    m, pred = p_o.max(1)
+    m, pred = D.gather_constant(m), D.gather_constant(pred)
+    conf[used] = m
+    promote = ~state.clean[used] & (m >= tau2)
+    state.clean[used[promote]] = True
+    state.labels[used[promote]] = pred[promote]
+    state.refurbished += int(promote.sum())
