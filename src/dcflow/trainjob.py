@@ -124,6 +124,33 @@ def shared_dir(settings: JobSettings, job_name: str) -> Iterator[Path]:
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def stage_inputs(
+    shared: Path, config_json: str, weights: Path | None, dirs: dict[str, str]
+) -> tuple[str, ...]:
+    """Copy what a job's workers read onto the shared volume; their stage arguments.
+
+    Args:
+        shared: this job's directory on the shared volume (:func:`shared_dir`).
+        config_json: the run config, written as ``config.json``.
+        weights: the verified weights, copied as ``weights.pt`` (none: ``""``).
+        dirs: artifact directories by name, copied under that name (``""``: absent).
+
+    Returns:
+        ``(config, out, *dirs, weights)`` paths, in the order :mod:`dcflow.stages.train_worker`
+        reads them.
+    """
+    (shared / "config.json").write_text(config_json)
+    copied = []
+    for name, src in dirs.items():
+        if src:
+            shutil.copytree(src, shared / name)
+        copied.append(str(shared / name) if src else "")
+    if weights is not None:
+        shutil.copyfile(weights, shared / "weights.pt")
+    staged_weights = str(shared / "weights.pt") if weights is not None else ""
+    return (str(shared / "config.json"), str(shared / "out"), *copied, staged_weights)
+
+
 def worker_args(stage: str, config_path: str, out: str, *extra: str) -> list[str]:
     """What each worker runs after ``torchrun``: the dcflow training worker of ``stage``.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from typing import Any
 
 from dcflow.handoff import ClusterInitOut
@@ -11,7 +10,7 @@ from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
-from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
+from dcflow.trainjob import JobSettings, run_job, shared_dir, stage_inputs, worker_args
 
 
 @guard
@@ -66,14 +65,7 @@ def cluster_init_job(
     ) as stage:  # fmt: skip
         launch.check_nproc(stage.method, "cluster-init", nproc=2)
         with shared_dir(settings, job_name) as shared:
-            (shared / "config.json").write_text(config_json)
-            weights = ""
-            if stage.ctx.weights is not None:
-                shutil.copyfile(stage.ctx.weights, shared / "weights.pt")
-                weights = str(shared / "weights.pt")
-            args = worker_args(
-                "cluster-init", str(shared / "config.json"), str(shared / "out"), weights
-            )
-            run_job(job_name, settings, args, api=api, log=emit)
+            staged = stage_inputs(shared, config_json, stage.ctx.weights, {})
+            run_job(job_name, settings, worker_args("cluster-init", *staged), api=api, log=emit)
             result = launch.load_output(ClusterInitOut, shared / "out", stage.ctx)
             return stage.close(result)

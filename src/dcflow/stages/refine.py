@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 from dcflow.handoff import ClusterInitOut, SelectionOut
@@ -12,7 +10,7 @@ from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
-from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
+from dcflow.trainjob import JobSettings, run_job, shared_dir, stage_inputs, worker_args
 
 
 @guard
@@ -89,25 +87,7 @@ def refine_job(
     ) as stage:
         launch.check_nproc(stage.method, "refine", nproc=2)
         with shared_dir(settings, job_name) as shared:
-            staged = _stage_inputs(shared, config_json, init_dir, selection_dir, stage.ctx.weights)
+            dirs = {"init": init_dir, "selection": selection_dir}
+            staged = stage_inputs(shared, config_json, stage.ctx.weights, dirs)
             run_job(job_name, settings, worker_args("refine", *staged), api=api, log=emit)
             return stage.close(launch.load_refine(shared / "out", stage.ctx))
-
-
-def _stage_inputs(
-    shared: Path, config_json: str, init_dir: str, selection_dir: str, weights: Path | None
-) -> tuple[str, ...]:
-    """Copy what the job's workers read onto the shared volume; their worker arguments."""
-    (shared / "config.json").write_text(config_json)
-    shutil.copytree(init_dir, shared / "init")
-    if selection_dir:
-        shutil.copytree(selection_dir, shared / "selection")
-    if weights is not None:
-        shutil.copyfile(weights, shared / "weights.pt")
-    return (
-        str(shared / "config.json"),
-        str(shared / "out"),
-        str(shared / "init"),
-        str(shared / "selection") if selection_dir else "",
-        str(shared / "weights.pt") if weights is not None else "",
-    )
