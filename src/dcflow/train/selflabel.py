@@ -57,7 +57,8 @@ def selflabel_train(
     view_gen = D.process_generator(gen)  # same batches on every process, own views
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        n_conf, seen, total, steps = 0, 0, 0.0, 0
+        n_conf, seen, steps = 0, 0, 0
+        total = torch.zeros((), device=x.device)
         for batch in batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last):
             idx = D.shard(batch)
             xb = x[idx]
@@ -73,9 +74,10 @@ def selflabel_train(
             loss.backward()
             D.average_gradients(model)
             opt.step()
-            total += float(D.mean_over_processes(loss.detach()))
+            total += loss.detach()
             steps += 1
-        frac, last = n_conf / max(seen, 1), total / max(steps, 1)
+        # one reduction per epoch: the mean over processes of the summed per-process losses
+        frac, last = n_conf / max(seen, 1), float(D.mean_over_processes(total)) / max(steps, 1)
         if not math.isfinite(last):
             raise StageError(f"self-labelling diverged at epoch {epoch}; lower selflabel.lr")
         curves.log(epoch, selflabel_loss=last, confident_fraction=frac)
