@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from sklearn.cluster import KMeans as SkKMeans
     from threadpoolctl import threadpool_limits
 
-    from dcflow.clustering.kmeans import KMeans, default_init_size, local_trials
+    from dcflow.clustering.kmeans import KMeans
+    from dcflow.clustering.seeding import default_init_size, local_trials
 
     device = torch.device(args.device)
     started = time.perf_counter()

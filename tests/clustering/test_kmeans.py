@@ -10,15 +10,9 @@ from sklearn.datasets import make_blobs
 
 from dcflow.clustering import KMeans, squared_distances
 from dcflow.clustering import kmeans as kmeans_module
-from dcflow.clustering.kmeans import (
-    assign,
-    chunk_rows,
-    default_init_size,
-    init_sample,
-    kmeans_plusplus,
-    local_trials,
-)
+from dcflow.clustering.chunks import assign, chunk_rows
 from dcflow.clustering.metrics import cluster_acc
+from dcflow.clustering.seeding import default_init_size, init_sample, kmeans_plusplus, local_trials
 
 
 def _blobs(std: float, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:

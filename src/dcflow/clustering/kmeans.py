@@ -21,19 +21,17 @@ CPU tensors, which is faster there than the torch iterations, and the torch path
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
 
+from dcflow.clustering.chunks import accumulate, assign, chunk_rows, onehot_sums
+from dcflow.clustering.seeding import default_init_size, init_sample, kmeans_plusplus, local_trials
+
 Algorithm = Literal["lloyd", "minibatch"]
 Backend = Literal["torch", "sklearn", "auto"]
 
-INIT_SIZE_MIN = 100_000  # k-means++ sees every point of a data set up to this size
-INIT_SIZE_PER_CLUSTER = 100  # ... and at least this many points per cluster beyond it
 MINIBATCH_PATIENCE = 10  # consecutive mini-batch steps below tol that stop a run
-_MAX_BATCH = 50_000_000  # CUDA: entries of one [rows, R K] score chunk (200 MB in float32)
-_CPU_BATCH = 1 << 19  # CPU: entries of one score chunk (2 MiB in float32: stays in cache)
 
 
 def squared_distances(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
@@ -47,155 +45,7 @@ def nonempty_clusters(labels: torch.Tensor, k: int) -> int:
     return int((torch.bincount(labels, minlength=k) > 0).sum())
 
 
-def kmeans_plusplus(
-    x: torch.Tensor, k: int, gen: torch.Generator, n_local_trials: int = 1
-) -> torch.Tensor:
-    """k-means++ seeding (Arthur & Vassilvitskii, 2007): each new centre ~ D(x)^2.
-
-    Sampling by inverse CDF (a uniform draw on the cumulative ``D(x)^2``) rather than
-    ``torch.multinomial``, which draws ``N`` exponentials per centre. With ``n_local_trials``
-    ``L > 1``, greedy k-means++ (the variant Arthur & Vassilvitskii mention in their conclusion,
-    scikit-learn's default with ``L = 2 + ln K``): ``L`` candidates are drawn per step and the
-    one that lowers the potential ``sum D(x)^2`` most is kept. ``||x||^2`` is computed once; the
-    distances are bit-identical to :func:`squared_distances`. Cost ``O(N k L d)``: callers with
-    large ``N`` pass a sample (:func:`init_sample`).
-    """
-    if n_local_trials < 1:
-        raise ValueError(f"n_local_trials={n_local_trials} must be >= 1")
-    n = x.shape[0]
-    xx = (x * x).sum(1, keepdim=True)
-
-    def dist(idx: torch.Tensor) -> torch.Tensor:  # [N, L]: D^2 to the points x[idx]
-        c = x[idx]
-        return (xx - 2.0 * (x @ c.T) + (c * c).sum(1)[None, :]).clamp_min_(0.0)
-
-    first = torch.randint(n, (1,), generator=gen, device="cpu").to(x.device)
-    centers = [x[first[0]]]
-    closest = dist(first)[:, 0]
-    for _ in range(1, k):
-        cum = torch.cumsum(closest, 0)
-        u = torch.rand(n_local_trials, generator=gen, device="cpu", dtype=cum.dtype).to(x.device)
-        if float(cum[-1]) > 0:
-            cand = torch.searchsorted(cum, u * cum[-1], right=True).clamp_max(n - 1)
-        else:  # every point is a centre already: uniform
-            cand = (u.double() * n).long() % n
-        if n_local_trials == 1:
-            best = cand[0]
-            closest = torch.minimum(closest, dist(cand)[:, 0])
-        else:
-            trial = torch.minimum(closest[:, None], dist(cand))  # [N, L]
-            j = trial.sum(0).argmin()
-            best, closest = cand[j], trial[:, j].contiguous()
-        centers.append(x[best])
-    return torch.stack(centers)
-
-
-def local_trials(n_clusters: int, n_local_trials: int | None) -> int:
-    """``n_local_trials``, or scikit-learn's greedy default ``2 + int(ln K)`` for ``None``."""
-    return 2 + int(math.log(n_clusters)) if n_local_trials is None else n_local_trials
-
-
-def default_init_size(n_clusters: int) -> int:
-    """Points k-means++ seeds on by default: ``max(100_000, 100 K)``.
-
-    100 points per cluster on average estimate each cluster's ``D(x)^2`` mass well enough for
-    seeding, and the 100,000 floor keeps every data set up to that size (all of dcflow's
-    embeddings, MNIST's 70,000 included) on the exact full-data seeding.
-    """
-    return max(INIT_SIZE_MIN, INIT_SIZE_PER_CLUSTER * n_clusters)
-
-
-def init_sample(
-    x: torch.Tensor, size: int, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A uniform sample of ``size`` rows of ``x`` without replacement, and their indices.
-
-    ``(x, None)`` when ``x`` has at most ``size`` rows: no random numbers are drawn then, so
-    small data sets seed exactly as on the full data.
-    """
-    n = x.shape[0]
-    if n <= size:
-        return x, None
-    idx = torch.randperm(n, generator=gen, device="cpu")[:size].to(x.device)
-    return x[idx], idx
-
-
 _Result = tuple[torch.Tensor, torch.Tensor, float, int]
-
-
-def _scores(x: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-    """``[N, R, K]`` squared distances to ``centers`` ``[R, K, d]``, less ``||x||^2``.
-
-    ``||x||^2`` is constant per row of ``x`` ``[N, d]``, so the argmin over K is unchanged.
-    One ``[N, d] x [d, R K]`` matmul: 10-20x faster on CPU than ``R`` small batched products.
-    """
-    r, k, d = centers.shape
-    flat = centers.reshape(r * k, d)
-    return torch.addmm((flat * flat).sum(1)[None, :], x, flat.T, alpha=-2.0).view(-1, r, k)
-
-
-def chunk_rows(x: torch.Tensor, width: int, chunk_size: int | None = None) -> int:
-    """Rows per chunk for a ``[rows, width]`` score matrix: ``chunk_size`` if given.
-
-    By default 2^19 entries on CPU (2 MiB: the chunk stays in cache; at ``d = 128, K = 100``
-    measured as fast as one ``[N, K]`` matrix or up to 1.15x faster) and 5 10^7 on CUDA (one
-    chunk for most data sets).
-    """
-    if chunk_size is not None:
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size={chunk_size} must be >= 1")
-        return chunk_size
-    budget = _CPU_BATCH if x.device.type == "cpu" else _MAX_BATCH
-    return max(1, budget // max(1, width))
-
-
-def assign(
-    x: torch.Tensor, centers: torch.Tensor, chunk_size: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest centre and squared distance of each row of ``x`` ``[N, d]``, chunked over rows.
-
-    ``centers`` is ``[R, K, d]`` (``R`` independent sets of centres) or ``[K, d]``. Returns int64
-    labels and distances (clamped at 0), ``[N, R]`` each, or ``[N]`` for ``[K, d]`` centres.
-    Memory beyond the outputs: one ``[rows, R K]`` chunk.
-    """
-    single = centers.dim() == 2
-    c3 = centers[None] if single else centers
-    r, k, _ = c3.shape
-    n = x.shape[0]
-    labels = torch.empty(n, r, dtype=torch.long, device=x.device)
-    dist = torch.empty(n, r, dtype=x.dtype, device=x.device)
-    rows = chunk_rows(x, r * k, chunk_size)
-    for s in range(0, n, rows):
-        xb = x[s : s + rows]
-        d = (_scores(xb, c3) + (xb * xb).sum(1)[:, None, None]).clamp_min_(0.0)  # [rows, R, K]
-        lab = d.argmin(2)
-        labels[s : s + rows] = lab
-        dist[s : s + rows] = d.gather(2, lab[..., None]).squeeze(2)
-    if single:
-        return labels[:, 0], dist[:, 0]
-    return labels, dist
-
-
-def onehot_sums(device: torch.device) -> bool:
-    """Whether centre sums use the one-hot matmul: off CPU, where ``index_add_`` uses atomics."""
-    return device.type != "cpu"
-
-
-def _accumulate(
-    sums: torch.Tensor, xb: torch.Tensor, idx: torch.Tensor, onehot: bool
-) -> torch.Tensor:
-    """Add the rows of ``xb`` ``[rows, d]`` into ``sums`` ``[R K, d]`` at ``idx`` ``[rows, R]``.
-
-    ``index_add_`` per restart (sequential, hence deterministic, on CPU; ``O(rows d)``), or with
-    ``onehot`` a ``[rows, R K]`` one-hot matmul: on CUDA deterministic, unlike atomic adds.
-    """
-    if onehot:
-        oh = torch.zeros(xb.shape[0], sums.shape[0], dtype=xb.dtype, device=xb.device)
-        oh.scatter_(1, idx, 1.0)
-        return sums.add_(oh.T @ xb)
-    for j in range(idx.shape[1]):
-        sums.index_add_(0, idx[:, j], xb)
-    return sums
 
 
 class KMeans:
@@ -334,7 +184,7 @@ class KMeans:
                     same &= (lab == labels[s : s + rows, running]).all(0)
                     labels[s : s + rows, running] = lab
                 idx = lab + offsets
-                _accumulate(sums, xb, idx, onehot)
+                accumulate(sums, xb, idx, onehot)
                 counts += torch.bincount(idx.flatten(), minlength=a * k)
             cnt = counts.to(x.dtype).view(a, k)
             new = torch.where(
@@ -371,7 +221,7 @@ class KMeans:
             idx = torch.randint(n, (min(self.batch_size, n),), generator=gen, device="cpu")
             xb = x[idx.to(x.device)]
             lab, _ = assign(xb, centers[None], self.chunk_size)
-            bsum = _accumulate(torch.zeros(k, d, dtype=x.dtype, device=x.device), xb, lab, onehot)
+            bsum = accumulate(torch.zeros(k, d, dtype=x.dtype, device=x.device), xb, lab, onehot)
             total = counts + torch.bincount(lab[:, 0], minlength=k).to(x.dtype)
             new = torch.where(
                 (total > counts)[:, None],
