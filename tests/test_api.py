@@ -19,9 +19,10 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks
 
 import dcflow
-from dcflow.api import ClusterResult, DeepClusterer, array_to_npz, data_source, set_items
+from dcflow.api import ClusterResult, array_to_npz, data_source, set_items
 from dcflow.config import parse_set
 from dcflow.errors import ConfigError, DataError
+from dcflow.estimator import DeepClusterer
 from dcflow.methods.registry import get_method
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,8 @@ def _imported_roots(path: Path) -> set[str]:
 
 def test_sources_found() -> None:
     names = {p.relative_to(SRC).as_posix() for p in SOURCES}
-    assert {"tracking/__init__.py", "storage/__init__.py", "config.py", "methods/aspc_da.py"} <= names
+    expected = {"tracking/__init__.py", "storage/__init__.py", "config.py", "methods/aspc_da.py"}
+    assert expected <= names
 
 
 def test_walker_sees_nested_imports(tmp_path: Path) -> None:
