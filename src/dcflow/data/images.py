@@ -23,58 +23,21 @@ import hashlib
 import json
 import os
 import posixpath
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dcflow.artifacts import atomic_path
 from dcflow.data import remote
+from dcflow.data.decode import DecodeSettings, Files, ImageSource, decode_files
 from dcflow.data.npz import mmap_member
 from dcflow.errors import DataError
-from dcflow.progress import Progress, emit
+from dcflow.progress import emit
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PREFIXES = ("folder:", "csv:")
 CACHE_FORMAT = 1
-GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
-
-
-@dataclass(frozen=True)
-class DecodeSettings:
-    """How files become arrays (the ``dataset`` options of the same names).
-
-    ``image_size`` None keeps the native size (all equal); ``channels`` None is 1 when every image
-    is grey, else 3; ``resize``: ``crop`` (shorter side to the size, centre crop), ``pad`` (longer
-    side to the size, black borders) or ``stretch`` (both sides to the size).
-    """
-
-    image_size: int | None = None
-    channels: int | None = None
-    resize: str = "crop"
-    labels_from: str = "none"
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """Decoded images: uint8 ``x`` ``[N, H, W, C]``, labels or None, file paths ``[N]``."""
-
-    x: np.ndarray
-    y: np.ndarray | None
-    files: np.ndarray
-    classes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Files:
-    """Listed files: local paths, their names in the outputs, labels or None, where from."""
-
-    paths: list[Path]
-    names: list[str]
-    labels: list[str] | None
-    where: str
 
 
 def is_image_source(name: str) -> bool:
@@ -128,7 +91,7 @@ def _subfolder_labels(names: list[str], where: str, settings: DecodeSettings) ->
     return [p[0] for p in parts]
 
 
-def _list_folder(root: Path, settings: DecodeSettings) -> _Files:
+def _list_folder(root: Path, settings: DecodeSettings) -> Files:
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     files = sorted(
@@ -137,15 +100,22 @@ def _list_folder(root: Path, settings: DecodeSettings) -> _Files:
     if not files:
         raise DataError(f"{root} holds no images ({', '.join(e[1:] for e in EXTENSIONS)})")
     names = [p.relative_to(root).as_posix() for p in files]
-    return _Files(files, names, _subfolder_labels(names, str(root), settings), str(root))
+    return Files(files, names, _subfolder_labels(names, str(root), settings), str(root))
 
 
-def _list_csv(path: Path) -> _Files:
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _list_csv(path: Path) -> Files:
     if not path.is_file():
         raise DataError(f"file list not found: {path}")
     rows, labels = _read_list(path, str(path))
     files = [(path.parent / r).resolve() for r in rows]
-    return _Files(files, [_rel(f, path.parent) for f in files], labels, str(path))
+    return Files(files, [_rel(f, path.parent) for f in files], labels, str(path))
 
 
 def _read_list(path: Path, shown: str) -> tuple[list[str], list[str] | None]:
@@ -164,14 +134,14 @@ def _read_list(path: Path, shown: str) -> tuple[list[str], list[str] | None]:
     return [r[column] for r in rows], labels
 
 
-def _remote_folder(uri: str, settings: DecodeSettings) -> tuple[remote.Listing, _Files]:
+def _remote_folder(uri: str, settings: DecodeSettings) -> tuple[remote.Listing, Files]:
     """The listing of an image folder in a bucket; its files are filled in by :func:`_fetch`."""
     listing = remote.list_folder(uri, EXTENSIONS)
     names = list(listing.names)
-    return listing, _Files([], names, _subfolder_labels(names, uri, settings), uri)
+    return listing, Files([], names, _subfolder_labels(names, uri, settings), uri)
 
 
-def _remote_csv(uri: str) -> tuple[remote.Listing, _Files]:
+def _remote_csv(uri: str) -> tuple[remote.Listing, Files]:
     """The listing of a file list in a bucket: the list, then each row's object.
 
     Row paths are relative to the list's prefix; rows naming no object under it stay in the names
@@ -188,10 +158,10 @@ def _remote_csv(uri: str) -> tuple[remote.Listing, _Files]:
     found = sorted({n for n in names if n in keyed and n != list_name})
     objects = (keyed[list_name], *(keyed[n] for n in found))
     listing = remote.Listing(uri, every.bucket, objects, (list_name, *found))
-    return listing, _Files([], names, labels, uri)
+    return listing, Files([], names, labels, uri)
 
 
-def _remote_source(kind: str, uri: str, settings: DecodeSettings) -> tuple[remote.Listing, _Files]:
+def _remote_source(kind: str, uri: str, settings: DecodeSettings) -> tuple[remote.Listing, Files]:
     return _remote_folder(uri, settings) if kind == "folder" else _remote_csv(uri)
 
 
@@ -208,14 +178,14 @@ def pin_source(name: str) -> str | None:
     return _remote_source(kind, location, DecodeSettings())[0].digest
 
 
-def _fetch(kind: str, uri: str, settings: DecodeSettings, sha256: str | None) -> _Files:
+def _fetch(kind: str, uri: str, settings: DecodeSettings, sha256: str | None) -> Files:
     """List a source in a bucket, check the listing against the pin, and download what is new."""
     listing, files = _remote_source(kind, uri, settings)
     remote.check_pin(listing, sha256)
     local = dict(zip(listing.names, remote.local_copies(listing), strict=True))
     absent = remote.cache_dir() / remote.OBJECTS_DIR / ".absent"  # never written: "missing"
     paths = [local.get(n, absent) for n in files.names]
-    return _Files(paths, files.names, files.labels, uri)
+    return Files(paths, files.names, files.labels, uri)
 
 
 def _content_hashes(files: list[Path]) -> list[str | None]:
@@ -229,129 +199,6 @@ def _content_hashes(files: list[Path]) -> list[str | None]:
         return list(pool.map(digest, files))
 
 
-def _fit(img: object, size: int | None, mode: str) -> object:
-    """Resize a PIL image to ``size`` x ``size`` by ``mode`` (module :class:`DecodeSettings`)."""
-    from PIL import Image
-
-    assert isinstance(img, Image.Image)
-    if size is None:
-        return img
-    w, h = img.size
-    if mode == "stretch":
-        return img.resize((size, size), Image.Resampling.BILINEAR)
-    scale = size / min(w, h) if mode == "crop" else size / max(w, h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
-    if mode == "crop":
-        left, top = (nw - size) // 2, (nh - size) // 2
-        return img.crop((left, top, left + size, top + size))
-    canvas = Image.new(img.mode, (size, size))
-    canvas.paste(img, ((size - nw) // 2, (size - nh) // 2))
-    return canvas
-
-
-def _decode(path: Path, channels: int, settings: DecodeSettings) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()
-        out = _fit(
-            img.convert("L" if channels == 1 else "RGB"), settings.image_size, settings.resize
-        )
-    arr = np.asarray(out, dtype=np.uint8)
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def _probe(path: Path) -> tuple[str, tuple[int, int]] | str:
-    """``(mode, size)`` of a readable image, else the reason it cannot be read."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            return img.mode, img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-
-
-def _report_skipped(what: str, items: list[tuple[str, str]]) -> None:
-    if items:
-        name, why = items[0]
-        emit(f"  {what}: skipped {len(items)} file(s), e.g. {name} ({why[:80]})")
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def decode_files(listed: _Files, hashes: list[str | None], settings: DecodeSettings) -> ImageSource:
-    """Decode the listed files into one uint8 array (skipping unreadable files and duplicates).
-
-    ``hashes`` are the files' content hashes (:func:`_content_hashes`; None: unreadable).
-
-    Raises:
-        DataError: nothing readable, or mixed sizes without ``image_size``.
-    """
-    files, names, root = listed.paths, listed.names, listed.where
-    keep, missing, dupes = [], [], []
-    seen: dict[str, int] = {}
-    for i, h in enumerate(hashes):
-        if h is None:
-            missing.append((names[i], "missing or unreadable"))
-        elif h in seen:
-            dupes.append((names[i], f"same bytes as {names[seen[h]]}"))
-        else:
-            seen[h] = i
-            keep.append(i)
-    probes = {i: _probe(files[i]) for i in keep}
-    bad = [(names[i], p) for i, p in probes.items() if isinstance(p, str)]
-    good = [i for i in keep if not isinstance(probes[i], str)]
-    _report_skipped("unreadable", missing + bad)
-    _report_skipped("duplicates", dupes)
-    if not good:
-        raise DataError(f"{root}: none of the {len(files)} files is a readable image")
-    info = [p for p in probes.values() if not isinstance(p, str)]
-    modes = [m for m, _ in info]
-    grey = sum(m in GREY_MODES for m in modes)
-    channels = settings.channels or (1 if grey == len(modes) else 3)
-    if settings.channels is None and 0 < grey < len(modes):
-        emit(f"  {grey} grey and {len(modes) - grey} colour images: all read as RGB "
-             "(dataset.channels=1 reads them grey)")  # fmt: skip
-    sizes = {s for _, s in info}
-    if settings.image_size is None and len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3])
-        raise DataError(
-            f"{root}: images have {len(sizes)} different sizes ({shown}, ...); "
-            "set dataset.image_size (and dataset.resize: crop, pad or stretch)"
-        )
-    bar = Progress("decode", len(good), "images")
-    decode: Callable[[int], np.ndarray] = lambda i: _decode(files[i], channels, settings)  # noqa: E731
-    out = []
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for n, arr in enumerate(pool.map(decode, good), 1):
-            out.append(arr)
-            if n % 256 == 0 or n == len(good):
-                bar.update(n)
-    y, classes = _labels(listed.labels, good)
-    return ImageSource(np.stack(out), y, np.array([names[i] for i in good]), classes)
-
-
-def _labels(labels: list[str] | None, rows: list[int]) -> tuple[np.ndarray | None, tuple[str, ...]]:
-    """Integer labels of the kept rows: ints as given, names numbered in sorted order."""
-    if labels is None:
-        return None, ()
-    kept = [labels[i] for i in rows]
-    if all(v.lstrip("-").isdigit() for v in kept):
-        return np.array([int(v) for v in kept], dtype=np.int64), ()
-    classes = tuple(sorted(set(kept)))
-    lookup = {c: j for j, c in enumerate(classes)}
-    return np.array([lookup[v] for v in kept], dtype=np.int64), classes
-
-
 def _cache_key(names: list[str], hashes: list[str | None], settings: DecodeSettings) -> str:
     blob = hashlib.sha256(json.dumps([CACHE_FORMAT, settings.__dict__]).encode())
     for name, h in zip(names, hashes, strict=True):
@@ -359,7 +206,7 @@ def _cache_key(names: list[str], hashes: list[str | None], settings: DecodeSetti
     return blob.hexdigest()[:32]
 
 
-def _list_source(name: str, settings: DecodeSettings, sha256: str | None) -> _Files:
+def _list_source(name: str, settings: DecodeSettings, sha256: str | None) -> Files:
     kind, location = _split(name)
     if location.startswith("s3://"):
         return _fetch(kind, location, settings, sha256)
