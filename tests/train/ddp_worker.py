@@ -116,7 +116,8 @@ def step(full: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
 
 def ruc_step(full: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """RUC's ``L_X``, ``L_U``, ``L_S`` (gathered MixUp, global counts) and one SGD step of a
-    small CNN with batch norm. Fixed views (identity strong view), so only the sharding differs."""
+    small CNN with batch norm. The strong views are random: drawn for the global batch's clean
+    rows, of which each process keeps its own."""
     from dcflow.models.cluster import ModelConfig, build_model
     from dcflow.train.ruc import RUCRefineConfig, _losses
     from dcflow.transforms.views import ViewConfig
@@ -125,13 +126,13 @@ def ruc_step(full: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     net = build_model(ModelConfig(backbone="small_cnn", widths=[4, 8], proj_dim=4), (1, 6, 6), K, 1)
     net = D.prepare(net, torch.device("cpu"))
     opt = torch.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
-    cfg = RUCRefineConfig(strong_view=ViewConfig())
+    cfg = RUCRefineConfig(strong_view=ViewConfig(rotation=20.0, translate=0.1, cutout=2))
     idx = D.shard(torch.arange(GLOBAL_BATCH))
     clean = torch.arange(GLOBAL_BATCH) % 3 != 0  # 11 clean rows: 6 in shard 0, 5 in shard 1
     targets = full["p1"].softmax(1)
     views = (full["x"][idx], full["x2"][idx], full["x"][idx].flip(3))
-    gens = (torch.Generator().manual_seed(5), torch.Generator().manual_seed(5))
-    lx, lu, ls = _losses(net, views, targets[idx], full["labels"][idx], clean[idx], cfg, gens)
+    gen = torch.Generator().manual_seed(5)
+    lx, lu, ls = _losses(net, views, targets[idx], full["labels"][idx], clean[idx], cfg, gen)
     loss = lx + 3.0 * lu + ls
     opt.zero_grad()
     loss.backward()
@@ -158,6 +159,38 @@ def estep() -> dict[str, torch.Tensor]:
     return {"estep_z": z, "estep_labels": km.labels_, "estep_centers": km.cluster_centers_}
 
 
+def trainers() -> dict[str, torch.Tensor]:
+    """One epoch of the SimCLR, SCAN and self-labelling trainers with random views.
+
+    Every process draws the views of the whole global batch from the shared generator and trains
+    on its shard, so the parameters after the epoch are those of one process (float tolerance).
+    """
+    from dcflow.models.cluster import ModelConfig, build_model
+    from dcflow.progress import Curves
+    from dcflow.train.scan import ScanConfig, scan_train
+    from dcflow.train.selflabel import SelfLabelConfig, selflabel_train
+    from dcflow.train.simclr import SimCLRConfig, simclr_train
+    from dcflow.transforms.views import ViewConfig
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.rand(24, 1, 8, 8, generator=g)
+    view = ViewConfig(rotation=15.0, translate=0.1, jitter_p=0.8, brightness=0.4, cutout=3)
+    torch.manual_seed(0)
+    net = build_model(ModelConfig(backbone="small_cnn", widths=[4, 8], proj_dim=8), (1, 8, 8), K, 1)
+    out: dict[str, torch.Tensor] = {}
+    sim = SimCLRConfig(epochs=1, batch_size=12, optimizer="adam", lr=1e-2, view=view)
+    simclr_train(net, x, sim, torch.Generator().manual_seed(1), Curves())
+    out.update({f"simclr.{k}": v.clone() for k, v in net.state_dict().items()})
+    neighbors = torch.stack([torch.arange(24), (torch.arange(24) + 1) % 24], 1)
+    scan = ScanConfig(epochs=1, batch_size=12, neighbors=1, lr=1e-2, view=view)
+    scan_train(net, x, neighbors, scan, torch.Generator().manual_seed(2), Curves())
+    out.update({f"scan_train.{k}": v.clone() for k, v in net.state_dict().items()})
+    sl = SelfLabelConfig(epochs=1, batch_size=12, threshold=0.0, lr=1e-2, view=view)
+    selflabel_train(net, x, sl, torch.Generator().manual_seed(3), Curves())
+    out.update({f"selflabel_train.{k}": v.clone() for k, v in net.state_dict().items()})
+    return out
+
+
 def main(out_path: str) -> None:
     w = D.init_from_env(torch.device("cpu"))
     full = batch()
@@ -171,6 +204,7 @@ def main(out_path: str) -> None:
     result.update(step(full, "adam"))
     result.update(estep())
     result.update(ruc_step(full))
+    result.update(trainers())
     if w.main:
         torch.save({"world": w.size, **result}, out_path)
 

@@ -81,6 +81,18 @@ def test_optimiser_steps_give_the_same_parameters(runs: tuple[dict, dict], kind:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
+@pytest.mark.parametrize("trainer", ["simclr", "scan_train", "selflabel_train"])
+def test_an_epoch_with_random_views_gives_the_one_process_parameters(
+    runs: tuple[dict, dict], trainer: str
+) -> None:
+    """Each process keeps its shard of views drawn for the global batch: the same training."""
+    one, two = runs
+    keys = [k for k in one if k.startswith(f"{trainer}.") and one[k].is_floating_point()]
+    assert any("running_var" in k for k in keys)
+    for k in keys:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
 def test_estep_rows_gather_to_the_one_process_pool(runs: tuple[dict, dict]) -> None:
     """11 rows over 2 processes (6 + 5): gathered embeddings, labels and centres as one process."""
     one, two = runs

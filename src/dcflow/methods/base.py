@@ -132,7 +132,7 @@ class Method:
         """What keys the cached weights: :meth:`pretrain_config`, plus K when the weights use it."""
         config = self.pretrain_config()
         if self.run.nproc > 1 and "pretrain" in self.data_parallel:
-            # N processes draw other augmentations than one: their weights are not the same
+            # N processes sum in another order: equal weights only to round-off, kept apart
             config = {**config, "nproc": self.run.nproc}
         return {**config, "n_clusters": n_clusters} if self.pretrain_uses_k else config
 

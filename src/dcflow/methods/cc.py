@@ -194,9 +194,14 @@ class CC(Method):
     def _cc_step(
         self, model: CCNetwork, xb: torch.Tensor, aug: CCView, gen: torch.Generator
     ) -> torch.Tensor:
+        """Loss of one step on the global batch ``xb``.
+
+        Both views are drawn for the whole batch (the one-process draws); this process trains on
+        its shard of them.
+        """
         cfg = self.cfg.pretrain
-        z1, p1 = model(aug(xb, gen))
-        z2, p2 = model(aug(xb, gen))
+        z1, p1 = model(D.shard(aug(xb, gen)))
+        z2, p2 = model(D.shard(aug(xb, gen)))
         inst = instance_contrastive_loss(z1, z2, cfg.instance_temperature)
         clu = cluster_contrastive_loss(p1, p2, cfg.cluster_temperature, cfg.entropy_weight)
         return inst + clu
@@ -207,15 +212,14 @@ class CC(Method):
         torch.manual_seed(ctx.seed)
         x, model, gen, aug = self.images(ctx), self.network(ctx), ctx.generator(1), self.views()
         model = D.prepare(model, ctx.device)
-        aug_gen = D.process_generator(gen)  # same batches on every process, own augmentations
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         bar, first, mean = Progress("pretrain", cfg.epochs), float("nan"), float("nan")
         seen, t0 = 0, time.perf_counter()
         for epoch in range(1, cfg.epochs + 1):
             total, count = torch.zeros((), device=ctx.device), 0
             parts = epoch_batches(ctx.data.n, cfg.batch_size, gen, ctx.device)
-            for idx, xb in stream(x, (D.shard(batch) for batch in parts)):
-                loss = self._cc_step(model, xb, aug, aug_gen)
+            for batch, xb in stream(x, parts):
+                loss, idx = self._cc_step(model, xb, aug, gen), D.shard(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 D.average_gradients(model)

@@ -134,11 +134,18 @@ class ProPos(Method):
         sigma: float,
         gen: torch.Generator,
     ) -> dict[str, torch.Tensor]:
-        """Weighted loss terms of one symmetric step on ``xb`` ``[B, C, H, W]``."""
-        b, t = xb.shape[0], self.cfg.train
-        q, k = net(torch.cat([self._view(xb, gen), self._view(xb, gen)]))  # [2B, d] each
+        """Weighted loss terms of one symmetric step on the global batch ``xb`` ``[B, C, H, W]``.
+
+        The views and the noise are drawn for the whole global batch (the one-process draws);
+        this process trains on its shard of them (:mod:`dcflow.train.distributed`).
+        """
+        t = self.cfg.train
+        views = [D.shard(self._view(xb, gen)) for _ in range(2)]
+        q, k = net(torch.cat(views))  # [2b, d] each, b = this process's rows
+        b = views[0].shape[0]
         if sigma > 0:
-            q_noisy = q + sigma * torch.randn(q.shape, generator=gen).to(q.device)
+            noise = torch.randn((2, xb.shape[0], q.shape[1]), generator=gen).to(q.device)
+            q_noisy = q + sigma * torch.cat([D.shard(noise[0]), D.shard(noise[1])])
         else:
             q_noisy = q
         p = net.predictor(q_noisy)  # one predictor pass, shared (pitfall 10)
@@ -169,18 +176,18 @@ class ProPos(Method):
         base_lr = o.lr * o.batch_size / 256  # the silent scaling rule, made explicit (pitfall 2)
         sigma, use_psl = self.phase(epoch)
         sums: dict[str, torch.Tensor] = {}
-        own_gen = D.process_generator(gen)  # same batches on every process, own views and noise
         net.train()
         parts = enumerate(batches(ctx.data.n, o.batch_size, gen, ctx.device))
-        kept = [(i, D.shard(b)) for i, b in parts if b.numel() >= 2 * D.world().size]  # BatchNorm
-        shards = stream(x, (idx for _, idx in kept))  # needs two samples per process
-        for (i, _), (idx, xb) in zip(kept, shards, strict=True):
+        kept = [(i, b) for i, b in parts if b.numel() >= 2 * D.world().size]  # BatchNorm
+        shards = stream(x, (batch for _, batch in kept))  # needs two samples per process
+        for (i, _), (batch, xb) in zip(kept, shards, strict=True):
+            idx = D.shard(batch)
             step = (epoch - 1) * iters + i
             lr = learning_rate(step / iters, base_lr, t.warmup_epochs, t.epochs, o.eta_min)
             for group in opt.param_groups:
                 group["lr"] = lr * group["lr_factor"]
             y = labels[idx] if use_psl and labels is not None else None
-            terms = self._step_losses(net, xb, y, ctx.data.n_clusters, sigma, own_gen)
+            terms = self._step_losses(net, xb, y, ctx.data.n_clusters, sigma, gen)
             loss = torch.stack(list(terms.values())).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -176,13 +176,12 @@ class RUC(SCAN):
         ]
         conf = [torch.zeros(ctx.data.n, device=ctx.device) for _ in nets]
         gen, bar = ctx.generator(4), Progress("ruc", cfg.epochs)
-        gens = (gen, D.process_generator(gen))  # same batches and MixUp, own views
         history: list[dict[str, Any]] = []
         for epoch in range(cfg.epochs):
             row: dict[str, float] = {}
             for a in (0, 1):
                 conf[a], m = ruc_pass(
-                    nets[a], nets[1 - a], opts[a], x, state, conf[1 - a], epoch, cfg, gens
+                    nets[a], nets[1 - a], opts[a], x, state, conf[1 - a], epoch, cfg, gen
                 )
                 row.update({f"net{a + 1}_{k}": v for k, v in m.items()})
             proba, labels = self._ensemble(nets, x)

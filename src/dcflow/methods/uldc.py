@@ -168,22 +168,21 @@ class ULDC(CC):
         opt: torch.optim.Optimizer,
         x: Images,
         aug: CCView,
-        gens: tuple[torch.Generator, torch.Generator],
+        gen: torch.Generator,
     ) -> dict[str, float]:
         """One shuffled epoch; mean of each loss term and of the uncertainty.
 
         Under data parallelism (:mod:`dcflow.train.distributed`) every process embeds its shard
         of the global batch and the loss is computed on the gathered ``[B, m]`` embeddings, so the
         partner selection, ``S`` and every term are those of one process holding the batch.
-        ``gens`` holds the batch-order generator (the same on every process) and this process's
-        augmentation generator (the same one in a single process).
+        ``gen`` draws the batch order and the views of each global batch, the same on every
+        process; each process embeds its shard of the views.
         """
         sums: dict[str, float] = {"total": 0.0, "c3": 0.0, "evi": 0.0, "sdm": 0.0, "u": 0.0}
-        gen, aug_gen = gens
         parts = epoch_batches(x.shape[0], self.cfg.refine.batch_size, gen, x.device)
-        for _, xb in stream(x, (D.shard(batch) for batch in parts)):
-            z1 = D.gather_batch(model.embed_features(model.backbone(aug(xb, aug_gen))))[0]
-            z2 = D.gather_batch(model.embed_features(model.backbone(aug(xb, aug_gen))))[0]
+        for _, xb in stream(x, parts):
+            z1 = D.gather_batch(model.embed_features(model.backbone(D.shard(aug(xb, gen)))))[0]
+            z2 = D.gather_batch(model.embed_features(model.backbone(D.shard(aug(xb, gen)))))[0]
             terms = self.uldc_loss(z1, z2)
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -206,14 +205,13 @@ class ULDC(CC):
         torch.manual_seed(ctx.seed)
         x, gen = self.images(ctx), ctx.generator(2)
         model = D.prepare(self.load_network(ctx), ctx.device)
-        gens = (gen, D.process_generator(gen))  # same batches on every process, own views
         aug = self.views()
         init_labels = torch.from_numpy(init.labels).to(ctx.device)
         params = [*model.backbone.parameters(), *model.instance_head.parameters()]
         opt = torch.optim.Adam(params, lr=r.lr, weight_decay=r.weight_decay)
         bar, history = Progress("refine", r.epochs), []
         for epoch in range(1, r.epochs + 1):
-            row = self._epoch(model, opt, x, aug, gens)
+            row = self._epoch(model, opt, x, aug, gen)
             if not np.isfinite(row["total"]):
                 raise StageError(f"ULDC refine diverged at epoch {epoch}; lower refine.lr")
             z, p = self.infer_pool(model, x)

@@ -7,6 +7,9 @@ processes equal one process with the same global batch:
 - every process draws the same global permutation (same generator seed) and trains on its own
   contiguous shard of each global batch (:func:`shard`), so the ``N`` shards together are the
   one-process batch;
+- every random draw of a step (views, noise, MixUp) is made for the whole global batch from that
+  same generator, in the one-process order, and each process keeps its shard of the result, so
+  ``N`` processes consume the one-process random stream and train on the one-process views;
 - a loss that contrasts a sample with the rest of the batch sees the whole global batch through
   :func:`gather_batch`, an all-gather whose backward all-reduces the gradient, so that process
   ``r``'s loss ``L_r`` is the one-process loss restricted to its anchors and
@@ -191,7 +194,7 @@ def mean_over_processes(x: torch.Tensor) -> torch.Tensor:
 
 
 def shard(idx: torch.Tensor) -> torch.Tensor:
-    """This process's contiguous part of a global batch of indices.
+    """This process's contiguous part of a global batch (of indices, images or views).
 
     Every process gets ``len(idx) // N`` rows, so that :func:`gather_batch` sees equal parts; a
     global batch that does not split evenly leaves out its last ``len(idx) % N`` indices (the
@@ -202,19 +205,6 @@ def shard(idx: torch.Tensor) -> torch.Tensor:
         return idx
     rows = idx.shape[0] // w.size
     return idx[w.rank * rows : (w.rank + 1) * rows]
-
-
-def process_generator(shared: torch.Generator) -> torch.Generator:
-    """The generator of this process's own random draws (augmentations, noise).
-
-    ``shared`` itself in one process, so one process keeps its exact random stream. Under data
-    parallelism every process keeps ``shared`` for the batch order (the same on all) and gets a
-    second generator, seeded from ``shared``'s seed and the rank, for what must differ per shard.
-    """
-    w = world()
-    if w.size == 1:
-        return shared
-    return torch.Generator().manual_seed(shared.initial_seed() + 7919 * (w.rank + 1))
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):

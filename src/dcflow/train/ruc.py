@@ -10,7 +10,8 @@ promoted to clean with ``A``'s label (co-refurbishing; the clean set never shrin
 in train mode under ``no_grad`` as released (its BN statistics move; docs/specs/ruc.md pitfall 15).
 
 Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): every process draws the same
-global batch and takes its shard, with its own weak and strong views. The promotions, the
+global batch, its weak and strong views (drawn for the whole batch, in the one-process order)
+and takes its shard. The promotions, the
 confidences and the pseudo-labels are gathered, so every process keeps the same clean set. MixUp
 runs on the gathered global batch of weak views with the shared generator (same ``lambda`` and
 partners as one process); each process forwards its contiguous part of the mixed rows, and every
@@ -128,14 +129,13 @@ def _losses(
     labels: torch.Tensor,
     clean: torch.Tensor,
     cfg: RUCRefineConfig,
-    gens: tuple[torch.Generator, torch.Generator],
+    gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(L_X, L_U, L_S)`` of the global batch (this process's share of it); an absent part is 0.
 
-    ``gens``: the shared generator (MixUp's ``lambda`` and permutation) and this process's view
-    generator (the same one in a single process).
+    ``gen``: the shared generator (MixUp's ``lambda`` and permutation, the strong views of the
+    global batch's clean rows).
     """
-    gen, view_gen = gens
     size = D.world().size
     w1, w2 = D.gather_constant(views[1]), D.gather_constant(views[2])
     t_all, xm = D.gather_constant(targets), D.gather_constant(clean)
@@ -152,7 +152,10 @@ def _losses(
     lu = mse_probs_sum(z[~is_x], t[~is_x]) * (size / (nu * z.shape[1])) if nu else zero
     ls = zero
     if nx:
-        strong = random_view(views[0][clean], cfg.strong_view, view_gen)
+        # strong views of every clean row of the global batch; this process keeps its own rows'
+        start = int(xm[: D.world().rank * clean.shape[0]].sum())
+        strong_all = random_view(D.gather_constant(views[0])[xm], cfg.strong_view, gen)
+        strong = strong_all[start : start + int(clean.sum())]
         smooth = smooth_targets(labels[clean], z.shape[1], cfg.smoothing)
         ls = soft_cross_entropy_sum(net(strong)[0], smooth) * (2 * size / nx)
     return lx, lu, ls
@@ -167,11 +170,11 @@ def ruc_pass(
     peer_conf: torch.Tensor,
     epoch: int,
     cfg: RUCRefineConfig,
-    gens: tuple[torch.Generator, torch.Generator],
+    gen: torch.Generator,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One epoch of ``net`` with ``peer``.
 
-    ``gens``: the shared generator (batch order, MixUp) and this process's view generator.
+    ``gen``: the shared generator (batch order, views, MixUp), the same on every process.
 
     Returns:
         ``(min-max normalised confidence of net on x^o [N], mean losses)``.
@@ -179,19 +182,17 @@ def ruc_pass(
     set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs))
     net.train()
     peer.train()
-    gen, view_gen = gens
     conf = torch.zeros(x.shape[0], device=x.device)
     parts = batches(x.shape[0], cfg.batch_size, gen, x.device)
     totals = torch.zeros(3, device=x.device)
     for b, batch in enumerate(parts):
-        idx = D.shard(batch)
-        xo = x[idx]
-        weak = (random_view(xo, cfg.weak_view, view_gen), random_view(xo, cfg.weak_view, view_gen))
-        views = (xo, *weak)
+        idx, xo_all = D.shard(batch), x[batch]
+        w1, w2 = (D.shard(random_view(xo_all, cfg.weak_view, gen)) for _ in range(2))
+        views = (D.shard(xo_all), w1, w2)
         labels, clean = state.labels[idx], state.clean[idx]
         p_o, targets = co_targets(net, peer, views, labels, clean, peer_conf[idx], cfg.temperature)
         _refurbish(state, conf, batch[: idx.numel() * D.world().size], p_o, cfg.tau2_at(epoch))
-        lx, lu, ls = _losses(net, views, targets, labels, clean, cfg, gens)
+        lx, lu, ls = _losses(net, views, targets, labels, clean, cfg, gen)
         r = ramp(epoch, b, len(parts), cfg.ramp_epochs or cfg.epochs)
         loss = lx + cfg.lambda_u * r * lu + ls
         opt.zero_grad(set_to_none=True)

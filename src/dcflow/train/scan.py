@@ -7,8 +7,8 @@ anchor with its first ``val_neighbors`` candidates minus ``val_entropy_weight`` 
 eval mode, non-augmented images) scores every head; the lowest (epoch, head) is kept.
 
 Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): every process draws the same
-global batch and neighbour picks, trains on its shard of them with its own views, and the entropy
-term sees the global batch (:func:`dcflow.losses.scan.scan_loss`). The validation pass embeds each
+global batch, neighbour picks and views, trains on its shard of them, and the entropy term sees
+the global batch (:func:`dcflow.losses.scan.scan_loss`). The validation pass embeds each
 process's rows of the pool and gathers them, so every process keeps the same (epoch, head).
 """
 
@@ -110,24 +110,22 @@ def _scan_epoch(
     x: Images,
     neighbors: torch.Tensor,
     cfg: ScanConfig,
-    gens: tuple[torch.Generator, torch.Generator],
+    gen: torch.Generator,
 ) -> float:
     """One shuffled epoch of the summed per-head SCAN loss; returns its mean over the pool.
 
-    ``gens`` holds the batch and neighbour-pick generator (the same on every process) and this
-    process's view generator (the same one in a single process).
+    ``gen`` draws the batches, the neighbour picks and the views of the global batch, the same
+    on every process; each process trains on its shard.
     """
-    gen, view_gen = gens
     model.train()
     total, count = torch.zeros((), device=x.device), 0
     for batch in batches(x.shape[0], cfg.batch_size, gen, x.device):
         pick = torch.randint(0, neighbors.shape[1], (batch.numel(),), generator=gen)
-        idx, nbr = D.shard(batch), D.shard(neighbors[batch, pick.to(x.device)])
-        views = torch.cat(
-            [random_view(x[idx], cfg.view, view_gen), random_view(x[nbr], cfg.view, view_gen)]
-        )
-        logits = model(views)  # [H, 2B, K]
-        la, ln = logits[:, : idx.numel()], logits[:, idx.numel() :]
+        nbr = neighbors[batch, pick.to(x.device)]
+        anchors = D.shard(random_view(x[batch], cfg.view, gen))
+        logits = model(torch.cat([anchors, D.shard(random_view(x[nbr], cfg.view, gen))]))
+        n = anchors.shape[0]
+        la, ln = logits[:, :n], logits[:, n:]  # [H, B, K] each
         loss = sum(
             (scan_loss(la[h], ln[h], cfg.entropy_weight)[0] for h in range(la.shape[0])),
             torch.zeros((), device=x.device),
@@ -136,8 +134,8 @@ def _scan_epoch(
         loss.backward()
         D.average_gradients(model)
         opt.step()
-        total += loss.detach() * idx.numel()
-        count += idx.numel()
+        total += loss.detach() * n
+        count += n
     return float(D.mean_over_processes(total / max(count, 1)))
 
 
@@ -162,12 +160,11 @@ def scan_train(
     model = D.prepare(model, x.device)
     params = model.parameters() if cfg.update_backbone else model.cluster_head.parameters()
     opt = make_optimizer(params, cfg.optimizer, cfg.lr, cfg.weight_decay)
-    gens = (gen, D.process_generator(gen))
     best: tuple[float, int, int] = (math.inf, -1, -1)
     best_state: dict[str, torch.Tensor] = {}
     bar, train_loss = Progress("scan", cfg.epochs), math.nan
     for epoch in range(1, cfg.epochs + 1):
-        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gens)
+        train_loss = _scan_epoch(model, opt, x, neighbors, cfg, gen)
         if not math.isfinite(train_loss):
             raise StageError(f"SCAN diverged (loss {train_loss}) at epoch {epoch}; lower scan.lr")
         val = validation_loss(

@@ -6,7 +6,8 @@ above the threshold (:func:`dcflow.losses.scan.selflabel_loss`). Batches with no
 are skipped and counted (upstream crashes on them).
 
 Data-parallel under ``--nproc`` (:mod:`dcflow.train.distributed`): each process takes its shard of
-the global batch; the confident set, its class weights and the loss's denominator are global.
+the global batch and of its strong views (drawn for the whole batch); the confident set, its class
+weights and the loss's denominator are global.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ def selflabel_train(
     model = D.prepare(model, x.device)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay)
     bar, skipped, frac, last = Progress("self-label", cfg.epochs), 0, math.nan, math.nan
-    view_gen = D.process_generator(gen)  # same batches on every process, own views
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         n_conf, seen, steps = 0, 0, 0
@@ -64,7 +64,8 @@ def selflabel_train(
             xb = x[idx]
             with torch.no_grad():
                 probs = F.softmax(model(xb)[0], dim=1)
-            strong = model(random_view(xb, cfg.view, view_gen))[0]
+            # the global batch's strong views, one-process draws; this process's shard of them
+            strong = model(D.shard(random_view(x[batch], cfg.view, gen)))[0]
             loss, k = selflabel_loss(strong, probs, cfg.threshold)
             n_conf, seen = n_conf + k, seen + idx.numel() * D.world().size
             if loss is None:

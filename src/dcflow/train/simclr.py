@@ -70,7 +70,6 @@ def simclr_train(
     model = D.prepare(model, x.device)
     opt = make_optimizer(model.parameters(), cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     bar, first, last = Progress("simclr", cfg.epochs), math.nan, math.nan
-    view_gen = D.process_generator(gen)  # same batches on every process, own views
     model.train()
     seen, t0 = 0, time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -78,11 +77,11 @@ def simclr_train(
             set_lr(opt, cosine_lr(cfg.lr, epoch, cfg.epochs, cfg.lr * 0.1**3))
         total, count = torch.zeros((), device=x.device), 0
         parts = batches(x.shape[0], cfg.batch_size, gen, x.device, cfg.drop_last)
-        for idx, xb in stream(x, (D.shard(batch) for batch in parts)):
-            views = torch.cat(
-                [random_view(xb, cfg.view, view_gen), random_view(xb, cfg.view, view_gen)]
-            )
-            z = model.project(views)
+        for batch, xb in stream(x, parts):
+            # the global batch's views, one-process draws; this process trains on its shard
+            idx = D.shard(batch)
+            views = [D.shard(random_view(xb, cfg.view, gen)) for _ in range(2)]
+            z = model.project(torch.cat(views))
             loss = ntxent_loss(z[: idx.numel()], z[idx.numel() :], cfg.temperature, cfg.ntxent)
             opt.zero_grad(set_to_none=True)
             loss.backward()
