@@ -272,13 +272,13 @@ def _env_and_volumes(task: Any, s: ClusterSettings) -> None:
 
 
 def job_settings(s: ClusterSettings) -> str:
-    """The JSON :class:`dcflow.trainjob.JobSettings` of a multi-worker training job.
+    """The JSON :class:`dcflow.jobspec.JobSettings` of a multi-worker training job.
 
     The job pods get the same Secret and ConfigMap keys as the stage pods, by reference.
     """
     import json
 
-    from dcflow.trainjob import EnvRef, JobSettings
+    from dcflow.jobspec import EnvRef, JobSettings
 
     assert s.shared_pvc is not None
     env = [EnvRef(k, "secret", s.secret) for k in SECRET_KEYS if s.secret]

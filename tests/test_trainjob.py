@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from dcflow.errors import ConfigError, StageError
-from dcflow.trainjob import EnvRef, JobSettings, job_state, manifest, run_job, worker_args
+from dcflow.jobspec import EnvRef, JobSettings, job_state, manifest
+from dcflow.trainjob import run_job, worker_args
 from tests import crd_schema
 
 ENV = (EnvRef("AWS_ACCESS_KEY_ID", "secret", "dcflow-s3"),

@@ -18,9 +18,9 @@ from dcflow_pipelines import compile as compile_cli  # noqa: E402
 
 from dcflow.config import build_run_config
 from dcflow.errors import StageError
+from dcflow.jobspec import JobSettings, manifest
 from dcflow.methods.registry import get_method
 from dcflow.stages.pretrain import pretrain_job
-from dcflow.trainjob import JobSettings, manifest
 from tests import crd_schema
 
 JOB = ["--workers", "2", "--gpus-per-worker", "4", "--shared-pvc", "shared:/mnt/shared"]

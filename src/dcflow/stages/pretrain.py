@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from dcflow import artifacts as art
+from dcflow.jobspec import JobSettings
 from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import default_weights_store, finish, guard, weights_key
 from dcflow.stages.runner import open_stage
 from dcflow.storage import WeightsStore, fetch_weights
-from dcflow.trainjob import JobSettings, run_job, shared_dir, worker_args
+from dcflow.trainjob import run_job, shared_dir, worker_args
 
 
 @guard

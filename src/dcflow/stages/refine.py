@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 from dcflow.handoff import ClusterInitOut, SelectionOut
+from dcflow.jobspec import JobSettings
 from dcflow.progress import emit
 from dcflow.stages import launch
 from dcflow.stages.common import guard
 from dcflow.stages.runner import open_stage
-from dcflow.trainjob import JobSettings, run_job, shared_dir, stage_inputs, worker_args
+from dcflow.trainjob import run_job, shared_dir, stage_inputs, worker_args
 
 
 @guard
