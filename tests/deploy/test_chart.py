@@ -150,11 +150,12 @@ def test_upload_job_arguments_are_accepted_by_compile() -> None:
     """The Job's command line parses with compile.py's own parser (no drift between the two)."""
     from dcflow_components._base import IMAGE
     from dcflow_pipelines import compile as compile_cli
+    from dcflow_pipelines.cluster_args import settings_from_args
 
     command = command_of(by_kind(render(CUSTOM), "Job")["dcflow-upload"])
     assert command[:3] == ["python", "-m", "dcflow_pipelines.compile"]
     args = compile_cli._parser(IMAGE).parse_args(command[3:])
-    settings = compile_cli.settings_from_args(args)
+    settings = settings_from_args(args)
     assert settings.node_selector == {"pool": "gpu"} and len(settings.tolerations) == 2
     assert (settings.workers, settings.gpus_per_worker) == (4, 8)
     assert settings.shared_pvc is not None and settings.shared_pvc.name == "shared"
@@ -300,9 +301,10 @@ def test_existing_secret_is_the_one_name_everywhere() -> None:
     from dcflow_pipelines import (
         compile as compile_cli,  # the printed command parses with compile.py's own parser
     )
+    from dcflow_pipelines.cluster_args import settings_from_args
 
     argv = line.split()[line.split().index("pipelines/compile.py") + 1 :]
-    settings = compile_cli.settings_from_args(compile_cli._parser(IMAGE).parse_args(argv))
+    settings = settings_from_args(compile_cli._parser(IMAGE).parse_args(argv))
     assert (settings.secret, settings.config_map) == ("my-secret", "my-config")
 
 
