@@ -8,7 +8,16 @@ import pytest
 
 from dcflow.compare import figures
 from dcflow.compare.plan import Plan, RunKey, load_or_create, parse_list, parse_seeds
-from dcflow.compare.report import aggregate, records_from_runs, write_csv, write_markdown
+from dcflow.compare.report import (
+    Record,
+    aggregate,
+    load_ledger,
+    merge_records,
+    records_from_runs,
+    save_ledger,
+    write_csv,
+    write_markdown,
+)
 from dcflow.compare.runner import command, scoped_overrides
 from dcflow.compare.tuning import load_tuning, options_off, tuned_on
 from dcflow.errors import ConfigError
@@ -188,3 +197,17 @@ def test_a_comparison_keeps_its_protocol(tmp_path: Path) -> None:
     load_or_create(tmp_path, Plan(["a"], ["digits"], [0], split="train", eval_split="test"))
     with pytest.raises(ConfigError, match="another --out"):
         load_or_create(tmp_path, Plan(["a"], ["digits"], [0]))
+
+
+def test_merge_keeps_the_complete_copy_of_a_run_and_the_latest_run(tmp_path: Path) -> None:
+    """A ledger copy taken before ``wall_seconds`` was logged never hides MLflow's full copy."""
+    partial = Record("scan", "mnist", 0, {"acc": 0.6}, "r1", start_time=10)
+    full = Record("scan", "mnist", 0, {"acc": 0.6, "wall_seconds": 300.0}, "r1", start_time=10)
+    ledger = load_ledger(save_ledger([partial], tmp_path / "records.json"))
+    for groups in (ledger, [full]), ([full], ledger):
+        (kept,) = merge_records(*groups)
+        assert kept.metrics == {"acc": 0.6, "wall_seconds": 300.0}
+    rerun = Record("scan", "mnist", 0, {"acc": 0.7}, "r2", start_time=20)
+    (kept,) = merge_records([rerun], [full])  # a later run of the cell replaces the earlier
+    assert kept.run_id == "r2"
+    assert len(merge_records([full], [Record("scan", "mnist", 1, {}, "r3")])) == 2

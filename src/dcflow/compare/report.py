@@ -105,9 +105,14 @@ def load_ledger(path: Path) -> list[Record]:
 
 
 def merge_records(*groups: Sequence[Record]) -> list[Record]:
-    """One record per cell and seed: the latest start time wins (MLflow's over a ledger's copy)."""
+    """One record per cell and seed: the latest start time wins.
+
+    Two copies of one run (same start time: a ledger's and MLflow's) keep the one with more
+    metrics, whatever the order of ``groups``: a ledger written while the run was still logging
+    (``wall_seconds`` comes last) must not hide the complete copy.
+    """
     latest: dict[tuple[tuple[str, ...], int], Record] = {}
-    for r in sorted((r for g in groups for r in g), key=lambda r: r.start_time):
+    for r in sorted((r for g in groups for r in g), key=lambda r: (r.start_time, len(r.metrics))):
         latest[(r.cell, r.seed)] = r
     return sorted(latest.values(), key=lambda r: (*r.cell, r.seed))
 
