@@ -155,9 +155,11 @@ def _losses(
         # strong views of every clean row of the global batch; this process keeps its own rows'
         start = int(xm[: D.world().rank * clean.shape[0]].sum())
         strong_all = random_view(D.gather_constant(views[0])[xm], cfg.strong_view, gen)
-        strong = strong_all[start : start + int(clean.sum())]
-        smooth = smooth_targets(labels[clean], z.shape[1], cfg.smoothing)
-        ls = soft_cross_entropy_sum(net(strong)[0], smooth) * (2 * size / nx)
+        own = int(clean.sum())
+        if own >= 2:  # BatchNorm cannot train on one row: a lone clean row adds no L_s term
+            strong = strong_all[start : start + own]
+            smooth = smooth_targets(labels[clean], z.shape[1], cfg.smoothing)
+            ls = soft_cross_entropy_sum(net(strong)[0], smooth) * (2 * size / nx)
     return lx, lu, ls
 
 
