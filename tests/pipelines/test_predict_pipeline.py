@@ -15,9 +15,8 @@ from dcflow_pipelines import compile as compile_cli
 from dcflow_pipelines.cluster import ClusterSettings
 from dcflow_pipelines.predict_pipeline import build_predict
 
-from dcflow.config import build_run_config
 from dcflow.errors import ConfigError
-from dcflow.methods.registry import get_method
+from tests.stage_chain import fit_in_process
 
 IMAGE = "reg.example/dcflow:2.0"
 PARAMS = {"run", "dataset", "dataset_options", "tracking_uri"}
@@ -111,37 +110,18 @@ def test_usage_errors(
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny ASPC-DA run (smoke settings) fitted on the train split of ``fake``: ~15 s."""
-    from dcflow.stages.cluster_init import cluster_init
-    from dcflow.stages.confident_sample_selection import confident_sample_selection
-    from dcflow.stages.download_weights import download_weights
-    from dcflow.stages.evaluate import evaluate
-    from dcflow.stages.pretrain import pretrain
-    from dcflow.stages.refine import refine
-
     root = tmp_path_factory.mktemp("finished")
     mp = pytest.MonkeyPatch()
     mp.setenv("DCFLOW_CONFIG_DIR", str(tmp_path_factory.mktemp("no-presets")))
     for var in ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
         mp.delenv(var, raising=False)
-    cls = get_method("aspc-da")
     dataset = {"name": "fake", "split": "train"}
-    cfg = build_run_config("aspc-da", cls.Config, dataset, overrides=[*cls.smoke, "threads=1"])
-    config = cfg.to_json()
-    d = {s: str(root / "run" / s) for s in ("pretrain", "init", "sel", "final", "eval")}
-    store, tracking_uri = str(root / "store"), f"sqlite:///{root}/mlflow.db"
+    tracking_uri = f"sqlite:///{root}/mlflow.db"
     try:
-        reports = [download_weights(config, store)["report"]]
-        weights = pretrain(config, store, d["pretrain"])
-        uri, sha = weights["weights_uri"], weights["weights_sha256"]
-        reports += [weights["report"], cluster_init(config, d["init"], uri, sha)]
-        reports.append(confident_sample_selection(config, d["init"], d["sel"]))
-        reports.append(refine(config, d["init"], d["final"], d["sel"], uri, sha))
-        summary = evaluate(
-            config, d["init"], d["final"], reports, d["eval"], tracking_uri,
-            selection_dir=d["sel"], weights_uri=uri, weights_sha256=sha,
-        )  # fmt: skip
+        run = fit_in_process("aspc-da", dataset, root / "run", str(root / "store"), tracking_uri)
     finally:
         mp.undo()
+    summary, d = run.summary, run.dirs
     with open(Path(d["eval"]) / "predictions.csv") as fh:
         fitted = {int(r["index"]): int(r["cluster"]) for r in csv.DictReader(fh)}
     return {"dir": root / "run", "summary": summary, "fitted": fitted, "tracking": tracking_uri}
